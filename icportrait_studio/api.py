@@ -1,0 +1,73 @@
+"""The small public Python API: relight a photo (array or file) with a rig, in a few lines.
+
+    from icportrait_studio import api
+    rig = api.rig(api.Light(azimuth=50, elevation=10))
+    result = api.relight_file("portrait.jpg", "out.png", rig)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.core.presets import load_preset
+from icportrait_studio.core.request import EditRequest
+from icportrait_studio.core.view import ViewPose
+from icportrait_studio.pipeline.base import SourceImage
+from icportrait_studio.pipeline.registry import get_backend
+
+__all__ = ["Light", "LightRig", "RelightOutcome", "ViewPose", "preset", "relight", "relight_file", "rig"]
+
+
+def rig(*lights: Light, ambient: float = 0.05, keep_original: float = 0.0, **kwargs) -> LightRig:
+    return LightRig(lights=tuple(lights), ambient=ambient, keep_original=keep_original, **kwargs)
+
+
+def preset(name: str) -> LightRig:
+    return load_preset(name).rig
+
+
+@dataclass
+class RelightOutcome:
+    image: np.ndarray  # linear float32 HxWx3
+    alpha: np.ndarray | None
+    info: dict = field(default_factory=dict)
+
+
+def _image_id(rgb: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(str(rgb.shape).encode())
+    h.update(np.ascontiguousarray(rgb[:: max(1, rgb.shape[0] // 64), :: max(1, rgb.shape[1] // 64)]).tobytes())
+    return h.hexdigest()
+
+
+def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | None = None,
+            view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None) -> RelightOutcome:
+    """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis."""
+    source = SourceImage(image_id or _image_id(rgb_linear), rgb_linear.astype(np.float32, copy=False), alpha)
+    request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
+    result = get_backend(backend).run(request, source)
+    return RelightOutcome(result.image, result.alpha, result.info)
+
+
+def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
+                 view: ViewPose | None = None, backend: str = "physical") -> RelightOutcome:
+    """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits."""
+    from icportrait_studio.imaging.io import load_image, save_image
+
+    t0 = time.perf_counter()
+    loaded = load_image(input_path)
+    t_load = time.perf_counter() - t0
+    out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=str(input_path))
+    t1 = time.perf_counter()
+    save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile,
+               bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None)
+    out.info.setdefault("timings_ms", {}).update({"load": round(t_load * 1000, 1),
+                                                  "save": round((time.perf_counter() - t1) * 1000, 1)})
+    out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", []))
+    return out

@@ -1,0 +1,163 @@
+"""The ``icportrait`` command. Messages for people on stderr, never a traceback for bad input.
+
+    icportrait relight INPUT... -o OUT [--light SPEC]... [--preset NAME] [--rig rig.json]
+                      [--ambient F] [--keep-original F] [--report report.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from icportrait_studio import __version__
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.errors import ICPortraitError, InputError
+
+log = logging.getLogger("icportrait")
+
+OUTPUT_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+def _rig_from_args(args: argparse.Namespace) -> LightRig:
+    from icportrait_studio.core.presets import load_preset
+
+    if args.preset and args.rig:
+        raise InputError("use either --preset or --rig, not both")
+    base = load_preset(args.preset).rig if args.preset else LightRig.load(args.rig) if args.rig else LightRig()
+    lights = list(base.lights) + [Light.parse(s) for s in args.light or []]
+    if not lights:
+        raise InputError("no light given: add --light \"azimuth=40,elevation=20\", --preset NAME or --rig FILE")
+    changes = {"lights": tuple(lights)}
+    if args.ambient is not None:
+        changes["ambient"] = args.ambient
+    if args.keep_original is not None:
+        changes["keep_original"] = args.keep_original
+    if args.relight_background:
+        changes["relight_background"] = True
+    if args.specular is not None:
+        changes["specular"] = args.specular
+    data = base.to_dict()
+    data.update({k: v for k, v in changes.items() if k != "lights"})
+    data["lights"] = [lt.to_dict() for lt in lights]
+    return LightRig.from_dict(data)
+
+
+def _outputs(inputs: list[str], out: str) -> list[Path]:
+    out_path = Path(out)
+    if len(inputs) == 1 and not out_path.is_dir() and not out.endswith(os.sep):
+        if out_path.suffix.lower() not in OUTPUT_EXTS:
+            raise InputError(f"-o {out}: unknown output format; use one of {', '.join(OUTPUT_EXTS)}")
+        return [out_path]
+    stems = [Path(p).stem for p in inputs]
+    dupes = {s for s in stems if stems.count(s) > 1}
+    if dupes:
+        raise InputError(f"several inputs share the name(s) {', '.join(sorted(dupes))}: outputs would overwrite")
+    return [out_path / f"{s}.png" for s in stems]
+
+
+def cmd_relight(args: argparse.Namespace) -> int:
+    from icportrait_studio.api import relight_file
+
+    try:
+        rig = _rig_from_args(args)
+        outputs = _outputs(args.inputs, args.output)
+    except ICPortraitError as exc:
+        print(f"icportrait: error: {exc}", file=sys.stderr)
+        return 2
+    report: dict = {"version": __version__, "rig": rig.to_dict(), "images": []}
+    failed = 0
+    for inp, outp in zip(args.inputs, outputs):
+        entry: dict = {"input": inp, "output": str(outp)}
+        t0 = time.perf_counter()
+        try:
+            res = relight_file(inp, outp, rig)
+            entry.update(status="ok", timings_ms=res.info.get("timings_ms", {}), warnings=res.info.get("warnings", []),
+                         source_light=res.info.get("source_light"), faces_found=res.info["analysis"]["faces_found"])
+            for w in entry["warnings"]:
+                print(f"icportrait: {inp}: warning: {w}", file=sys.stderr)
+            if not args.quiet:
+                print(f"{inp} -> {outp} ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+        except ICPortraitError as exc:
+            failed += 1
+            entry.update(status="failed", error=str(exc))
+            print(f"icportrait: {inp}: error: {exc}", file=sys.stderr)
+        except Exception as exc:  # an engine bug must not stop the batch; keep the details for a report
+            failed += 1
+            entry.update(status="failed", error=f"internal error: {type(exc).__name__}: {exc}",
+                         traceback=traceback.format_exc())
+            print(f"icportrait: {inp}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report["images"].append(entry)
+    if args.report:
+        from icportrait_studio.imaging.atomic import atomic_write_text
+
+        atomic_write_text(args.report, json.dumps(report, indent=2))
+    if failed and len(args.inputs) > 1:
+        print(f"icportrait: {failed} of {len(args.inputs)} images failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from icportrait_studio.core.presets import list_presets
+
+    for p in list_presets():
+        print(f"{p.name:12} {p.description}")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from icportrait_studio.__main__ import launch
+
+    return launch(args.image)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="icportrait", description="3D-aware portrait relighting (IC-Portrait Studio)")
+    ap.add_argument("--version", action="version", version=f"icportrait {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("relight", help="relight one or more photos with a light rig")
+    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
+    r.add_argument("--light", action="append", metavar="SPEC",
+                   help='"azimuth=50,elevation=0[,intensity=1][,color=#ffd8b0][,size=0.1][,kind=point,distance=1.5]";'
+                        " repeat for more lights (+azimuth = from the image's right, +elevation = from above)")
+    r.add_argument("--preset", help="a preset rig by name (see `icportrait presets`)")
+    r.add_argument("--rig", help="a rig JSON file")
+    r.add_argument("--ambient", type=float, help="uniform fill light (default 0.05)")
+    r.add_argument("--keep-original", type=float, help="mix of the photo's own light, 0..1 (default 0)")
+    r.add_argument("--specular", type=float, help="skin specular strength (default 0.15)")
+    r.add_argument("--relight-background", action="store_true", help="light the background too")
+    r.add_argument("--report", help="write per-image timings and warnings to this JSON file")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_relight)
+
+    p = sub.add_parser("presets", help="list the light-rig presets")
+    p.set_defaults(func=cmd_presets)
+
+    a = sub.add_parser("app", help="open the desktop app")
+    a.add_argument("image", nargs="?")
+    a.set_defaults(func=cmd_app)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ICPortraitError as exc:
+        print(f"icportrait: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("icportrait: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Face analysis: everything the relighter needs to know about a photo, computed once and cached.
+
+Runs at a working size (long side ``GEO_SIDE``) whatever the photo's size: geometry is smooth, and
+the full-resolution detail comes from the photo itself when the shading is applied.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from icportrait_studio.geometry import facemesh
+from icportrait_studio.geometry.completion import complete_surface, normalized_blur
+from icportrait_studio.geometry.raster import fill_polygon, rasterize
+from icportrait_studio.geometry.topology import FOREHEAD, CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
+from icportrait_studio.imaging.color import encode_from_linear
+
+GEO_SIDE = 512
+DETECT_SIDE = 768
+
+
+@dataclass
+class FaceAnalysis:
+    """Geometry of one portrait at the working size ``geo_size`` (w, h); landmarks in full-res pixels."""
+
+    image_size: tuple[int, int]
+    geo_size: tuple[int, int]
+    has_face: bool
+    faces_found: int
+    landmarks: np.ndarray | None  # (478, 3) full-res pixels, z toward the camera on the x scale
+    other_faces: list[tuple[float, float, float, float]]
+    matte: np.ndarray  # float32 HxW soft person matte (geo size)
+    person: np.ndarray  # bool HxW
+    face_mask: np.ndarray  # bool HxW, mesh coverage
+    skin_mask: np.ndarray  # bool HxW, face skin without eyes, brows, lips
+    depth: np.ndarray  # float32 HxW, geo pixels toward the camera
+    normals: np.ndarray  # float32 HxWx3 camera space
+    pose: tuple[float, float, float]  # yaw, pitch, roll in degrees
+    face_width: float  # geo pixels
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def geo_scale(self) -> float:
+        return self.geo_size[0] / self.image_size[0]
+
+    def landmarks_geo(self) -> np.ndarray | None:
+        return None if self.landmarks is None else self.landmarks * self.geo_scale
+
+    def summary(self) -> dict:
+        return {
+            "image_size": list(self.image_size),
+            "faces_found": self.faces_found,
+            "has_face": self.has_face,
+            "pose": {"yaw": round(self.pose[0], 1), "pitch": round(self.pose[1], 1), "roll": round(self.pose[2], 1)},
+            "warnings": list(self.warnings),
+            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
+        }
+
+
+def _resize_to(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    h, w = img.shape[:2]
+    s = min(1.0, side / max(h, w))
+    if s >= 1.0:
+        return img, 1.0
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA), size[0] / w
+
+
+def estimate_pose(lm: np.ndarray) -> tuple[float, float, float]:
+    """Head yaw (+ = face turned toward image right), pitch (+ = up), roll from the 3D landmarks."""
+    p = lm.astype(np.float64).copy()
+    p[:, 1] *= -1
+    x_axis = p[LEFT_EYE_OUTER] - p[RIGHT_EYE_OUTER]
+    y_axis = p[FOREHEAD] - p[CHIN]
+    x_axis /= np.linalg.norm(x_axis) + 1e-9
+    z_axis = np.cross(x_axis, y_axis)
+    z_axis /= np.linalg.norm(z_axis) + 1e-9
+    y_axis = np.cross(z_axis, x_axis)
+    yaw = math.degrees(math.atan2(z_axis[0], z_axis[2]))
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, z_axis[1]))))
+    roll = math.degrees(math.atan2(x_axis[1], x_axis[0]))
+    return yaw, pitch, roll
+
+
+def _region_masks(lm: np.ndarray, shape: tuple[int, int], face_width: float) -> np.ndarray:
+    """Eyes, brows and lips (dilated): excluded from the skin used to estimate the light."""
+    topo = face_topology()
+    m = np.zeros(shape, bool)
+    for ring in (topo.left_eye, topo.right_eye, topo.lips_outer):
+        m |= fill_polygon(shape, lm[ring])
+    for brow in (topo.left_brow, topo.right_brow):
+        pts = lm[brow, :2].astype(np.float32)
+        hull = cv2.convexHull(pts)[:, 0, :]
+        m |= fill_polygon(shape, hull)
+    k = max(1, int(round(0.03 * face_width)))
+    return cv2.dilate(m.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)).astype(bool)
+
+
+def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis:
+    """Analyse a linear-RGB float32 photo. Never raises for content problems: it warns instead."""
+    t0 = time.perf_counter()
+    h, w = rgb_linear.shape[:2]
+    geo_lin, _ = _resize_to(rgb_linear, geo_side)
+    gh, gw = geo_lin.shape[:2]
+    scale = gw / w
+    det_lin, det_scale = _resize_to(rgb_linear, DETECT_SIDE)
+    det8 = encode_from_linear(det_lin, 8)
+    timings: dict[str, float] = {"prepare": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    faces, padded = facemesh.detect_with_padding(det8)
+    timings["face_mesh"] = time.perf_counter() - t
+    warnings: list[str] = []
+    t = time.perf_counter()
+    geo8 = det8 if det8.shape[:2] == (gh, gw) else encode_from_linear(geo_lin, 8)
+    matte = facemesh.segment_person(geo8)
+    timings["matte"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    landmarks = None
+    other: list[tuple[float, float, float, float]] = []
+    if faces:
+        lm_det = faces[0].landmarks
+        landmarks = lm_det / det_scale  # full-res pixels
+        other = [tuple(v / det_scale for v in f.bbox) for f in faces[1:]]
+        if other:
+            warnings.append(f"{len(faces)} faces found: relighting the largest, the other {len(other)} are lit "
+                            "as part of the scene")
+        if padded:
+            warnings.append("tight crop: the face runs off the image edge; geometry was extrapolated")
+    else:
+        warnings.append("no face found: using a rough geometry from the person's outline")
+
+    if landmarks is not None:
+        lm_geo = landmarks * scale
+        import os
+        lm_geo[:, 2] *= float(os.environ.get('ZS', '1'))
+        topo = face_topology()
+        ras = rasterize(lm_geo, topo.triangles, (gh, gw))
+        oval = fill_polygon((gh, gw), lm_geo[topo.face_oval])
+        face = ras.mask | oval
+        holes = face & ~ras.mask
+        depth_f = ras.depth
+        normals_f = ras.normals
+        if holes.any():  # eye and mouth openings: fill from the surrounding mesh
+            fw = float(np.ptp(lm_geo[:, 0]))
+            depth_f = np.where(holes, normalized_blur(ras.depth, ras.mask, 0.03 * fw + 1), ras.depth)
+            fill_n = normalized_blur(ras.normals, ras.mask, 0.03 * fw + 1)
+            normals_f = np.where(holes[..., None], fill_n, ras.normals)
+            normals_f /= np.linalg.norm(normals_f, axis=2, keepdims=True) + 1e-8
+        x0, y0, x1, y1 = (float(v) for v in (lm_geo[:, 0].min(), lm_geo[:, 1].min(), lm_geo[:, 0].max(),
+                                             lm_geo[:, 1].max()))
+        face_width = max(8.0, x1 - x0)
+        pose = estimate_pose(landmarks)
+        skin = ras.mask & ~_region_masks(lm_geo, (gh, gw), face_width)
+    else:
+        face = np.zeros((gh, gw), bool)
+        depth_f = np.zeros((gh, gw), np.float32)
+        normals_f = np.zeros((gh, gw, 3), np.float32)
+        pose = (0.0, 0.0, 0.0)
+        face_width = 0.0
+        skin = face
+
+    person = matte > 0.5
+    if not person.any() and not face.any():
+        # neither a face nor a person: assume a centred head-and-shoulders ellipse
+        yy, xx = np.mgrid[0:gh, 0:gw]
+        person = ((xx - gw / 2) / (0.35 * gw)) ** 2 + ((yy - gh * 0.55) / (0.45 * gh)) ** 2 <= 1.0
+        warnings.append("no person found either: lighting a centred ellipse")
+    if face_width == 0.0:
+        cols = np.nonzero(person.any(axis=0))[0]
+        face_width = float(cols.max() - cols.min() + 1) * 0.5 if len(cols) else gw * 0.3
+        skin = person.copy()
+    surf = complete_surface(person, face, depth_f, normals_f, face_width)
+    matte = np.maximum(matte, face.astype(np.float32))
+    timings["geometry"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return FaceAnalysis(
+        image_size=(w, h), geo_size=(gw, gh), has_face=landmarks is not None, faces_found=len(faces),
+        landmarks=landmarks, other_faces=other, matte=matte.astype(np.float32), person=surf.person,
+        face_mask=face, skin_mask=skin, depth=surf.depth, normals=surf.normals, pose=pose,
+        face_width=face_width, warnings=warnings, timings=timings,
+    )

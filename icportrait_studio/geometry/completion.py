@@ -1,0 +1,90 @@
+"""Depth and normals beyond the face mesh: forehead-to-hair, ears, neck and shoulders.
+
+The mesh gives reliable geometry for the face only. The rest of the person is "inflated" from the
+matte (a rounded profile that reaches the camera-facing plateau one face-radius in from the
+silhouette), shifted so it meets the mesh depth along the face's border, and the two normal fields
+are cross-faded over a narrow band so no seam shows in the shading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class SurfaceMaps:
+    depth: np.ndarray  # float32 HxW (pixels, toward the camera); background sits behind the person
+    normals: np.ndarray  # float32 HxWx3 camera space
+    person: np.ndarray  # bool HxW
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0.3:
+        return a
+    return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def normalized_blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted average of ``values`` where ``weights`` > 0 (fills gaps smoothly)."""
+    w = weights.astype(np.float32)
+    if values.ndim == 3:
+        num = _blur(values * w[..., None], sigma)
+        den = _blur(w, sigma)[..., None]
+    else:
+        num = _blur(values * w, sigma)
+        den = _blur(w, sigma)
+    return num / np.maximum(den, 1e-6)
+
+
+def normals_from_depth(depth: np.ndarray) -> np.ndarray:
+    """Camera-space normals of the height field z = depth(x, y_image_down)."""
+    gy, gx = np.gradient(depth.astype(np.float32))
+    n = np.dstack([-gx, gy, np.ones_like(gx)])
+    n /= np.linalg.norm(n, axis=2, keepdims=True)
+    return n.astype(np.float32)
+
+
+def inflate(person: np.ndarray, radius: float) -> np.ndarray:
+    """A rounded height profile inside ``person``: a circle of ``radius`` near the silhouette, flat beyond."""
+    d = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5).astype(np.float32)
+    d = np.minimum(d, radius)
+    return np.sqrt(np.maximum(2.0 * radius * d - d * d, 0.0))
+
+
+def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarray, face_normals: np.ndarray,
+                     face_width: float) -> SurfaceMaps:
+    """Merge mesh geometry (``face``) with an inflated surface for the rest of ``person``."""
+    person = person | face
+    radius = max(4.0, 0.5 * face_width)
+    h_inf = inflate(person, radius)
+    body = person & ~face
+    if face.any():
+        # offset the inflated surface so it meets the mesh at the face border, then let it relax
+        ring = face & ~cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        offset = normalized_blur(face_depth - h_inf, ring, sigma=0.35 * face_width)
+        fallback = float(np.median((face_depth - h_inf)[ring])) if ring.any() else 0.0
+        offset = np.where(np.isfinite(offset), offset, fallback)
+    else:
+        offset = np.zeros_like(h_inf)
+    depth = np.where(face, face_depth, h_inf + offset).astype(np.float32)
+    depth = np.where(body, _blur(depth, 0.04 * face_width + 1.0), depth)
+
+    n_body = normals_from_depth(_blur(depth, 0.03 * face_width + 1.0))
+    normals = np.where(face[..., None], face_normals, n_body)
+    if face.any():
+        # cross-fade the two normal fields over a band around the face border
+        band = max(2.0, 0.04 * face_width)
+        inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
+        outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
+        near = np.minimum(inside, outside) < band
+        smooth = _blur(normals, band * 0.5)
+        t = np.clip(np.where(face, inside, outside) / band, 0.0, 1.0)[..., None]
+        normals = np.where(near[..., None], t * normals + (1 - t) * smooth, normals)
+    normals = np.where(person[..., None], normals, np.array([0, 0, 1], np.float32))
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
+    floor = float(depth[person].min()) if person.any() else 0.0
+    depth = np.where(person, depth, floor - 0.25 * face_width).astype(np.float32)
+    return SurfaceMaps(depth=depth, normals=normals.astype(np.float32), person=person)

@@ -1,0 +1,122 @@
+"""Adapter around mediapipe's face mesh and selfie segmentation (the models ship inside the wheel).
+
+Everything mediapipe-specific stays here, behind two small functions, so the rest of the engine
+sees plain numpy arrays: landmarks in pixel coordinates of the image it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()  # mediapipe graphs are not thread-safe; one call at a time
+_mesh = None
+_seg = None
+
+MAX_FACES = 5
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face: 478 landmarks as (x, y, z) pixels; z is toward the camera, on the x scale."""
+
+    landmarks: np.ndarray  # float32 (478, 3)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        x, y = self.landmarks[:, 0], self.landmarks[:, 1]
+        return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.bbox
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def _quiet_mediapipe() -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _face_mesh():
+    global _mesh
+    if _mesh is None:
+        _quiet_mediapipe()
+        from mediapipe.python.solutions import face_mesh
+
+        _mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True,
+                                   min_detection_confidence=0.5)
+    return _mesh
+
+
+def _segmenter():
+    global _seg
+    if _seg is None:
+        _quiet_mediapipe()
+        from mediapipe.python.solutions import selfie_segmentation
+
+        _seg = selfie_segmentation.SelfieSegmentation(model_selection=0)
+    return _seg
+
+
+def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
+    """Run the face mesh on an sRGB uint8 image; largest face first."""
+    h, w = rgb8.shape[:2]
+    with _lock:
+        result = _face_mesh().process(np.ascontiguousarray(rgb8))
+    faces = []
+    for lms in result.multi_face_landmarks or []:
+        arr = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float32)
+        # mediapipe: x, y normalised by width/height; z on the x scale, smaller = nearer the camera
+        arr[:, 0] *= w
+        arr[:, 1] *= h
+        arr[:, 2] *= -w
+        faces.append(DetectedFace(arr))
+    faces.sort(key=lambda f: f.area, reverse=True)
+    return faces
+
+
+def segment_person(rgb8: np.ndarray) -> np.ndarray:
+    """Soft person matte in [0, 1] (float32 HxW) from the selfie-segmentation model."""
+    with _lock:
+        result = _segmenter().process(np.ascontiguousarray(rgb8))
+    mask = result.segmentation_mask
+    if mask is None:
+        return np.zeros(rgb8.shape[:2], np.float32)
+    return np.clip(mask.astype(np.float32), 0.0, 1.0)
+
+
+def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35) -> tuple[list[DetectedFace], bool]:
+    """Detect faces; on a tight crop (no face, or the face touching the border) pad and retry.
+
+    Returns the faces in the original image's pixel coordinates and whether padding was used.
+    """
+    faces = detect_faces(rgb8)
+    h, w = rgb8.shape[:2]
+    touches = bool(faces) and _touches_border(faces[0], w, h)
+    if faces and not touches:
+        return faces, False
+    ph, pw = int(h * pad_fraction), int(w * pad_fraction)
+    padded = np.pad(rgb8, ((ph, ph), (pw, pw), (0, 0)), mode="edge")
+    padded_faces = detect_faces(padded)
+    if not padded_faces:
+        return faces, False
+    shifted = []
+    for f in padded_faces:
+        lm = f.landmarks.copy()
+        lm[:, 0] -= pw
+        lm[:, 1] -= ph
+        shifted.append(DetectedFace(lm))
+    return shifted, True
+
+
+def _touches_border(face: DetectedFace, w: int, h: int) -> bool:
+    x0, y0, x1, y1 = face.bbox
+    m = 0.01 * max(w, h)
+    return x0 < m or y0 < m or x1 > w - 1 - m or y1 > h - 1 - m

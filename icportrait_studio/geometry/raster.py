@@ -1,0 +1,81 @@
+"""Mesh rasterisation into per-pixel depth, normals and coverage (numpy + OpenCV, no GL).
+
+Triangles are drawn far-to-near into a triangle-index buffer (painter's order is exact enough for a
+face seen within ±45°), then barycentric weights interpolate depth and vertex normals per pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Raster:
+    """Per-pixel mesh attributes; ``mask`` is where the mesh covers the pixel."""
+
+    mask: np.ndarray  # bool HxW
+    depth: np.ndarray  # float32 HxW, toward the camera, 0 outside
+    normals: np.ndarray  # float32 HxWx3, camera space (+x right, +y up, +z to camera), 0 outside
+    triangle: np.ndarray  # int32 HxW, -1 outside
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals in camera space (input vertices are image x-right, y-down, z-to-camera)."""
+    v = vertices.astype(np.float64).copy()
+    v[:, 1] *= -1.0  # image y-down -> camera y-up
+    a, b, c = v[triangles[:, 0]], v[triangles[:, 1]], v[triangles[:, 2]]
+    fn = np.cross(b - a, c - a)
+    if fn[:, 2].sum() < 0:  # consistent winding, but which side is out depends on the table's order
+        fn = -fn
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, triangles[:, k], fn)
+    vn /= np.linalg.norm(vn, axis=1, keepdims=True) + 1e-12
+    return vn.astype(np.float32)
+
+
+def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> Raster:
+    """Rasterise a mesh given in pixel coordinates of an image of ``shape`` (h, w)."""
+    h, w = shape
+    normals_v = vertex_normals(vertices, triangles)
+    order = np.argsort(vertices[triangles, 2].mean(axis=1))  # far first
+    tri_buf = np.full((h, w), -1, np.int32)
+    shift = 4
+    pts = np.round(vertices[:, :2] * (1 << shift)).astype(np.int32)
+    for t in order:
+        cv2.fillConvexPoly(tri_buf, pts[triangles[t]], int(t), lineType=cv2.LINE_8, shift=shift)
+    mask = tri_buf >= 0
+    ys, xs = np.nonzero(mask)
+    depth = np.zeros((h, w), np.float32)
+    normals = np.zeros((h, w, 3), np.float32)
+    if len(xs):
+        t = tri_buf[ys, xs]
+        ia, ib, ic = triangles[t, 0], triangles[t, 1], triangles[t, 2]
+        a, b, c = vertices[ia], vertices[ib], vertices[ic]
+        px, py = xs.astype(np.float32), ys.astype(np.float32)
+        v0x, v0y = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+        v1x, v1y = c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
+        v2x, v2y = px - a[:, 0], py - a[:, 1]
+        den = v0x * v1y - v1x * v0y
+        den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+        wb = np.clip((v2x * v1y - v1x * v2y) / den, 0, 1)
+        wc = np.clip((v0x * v2y - v2x * v0y) / den, 0, 1)
+        wa = np.clip(1.0 - wb - wc, 0, 1)
+        s = wa + wb + wc
+        wa, wb, wc = wa / s, wb / s, wc / s
+        depth[ys, xs] = wa * a[:, 2] + wb * b[:, 2] + wc * c[:, 2]
+        n = wa[:, None] * normals_v[ia] + wb[:, None] * normals_v[ib] + wc[:, None] * normals_v[ic]
+        n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+        normals[ys, xs] = n
+    return Raster(mask=mask, depth=depth, normals=normals, triangle=tri_buf)
+
+
+def fill_polygon(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """Boolean mask of a polygon given in pixel coordinates."""
+    m = np.zeros(shape, np.uint8)
+    if len(points) >= 3:
+        cv2.fillPoly(m, [np.round(points[:, :2] * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    return m.astype(bool)

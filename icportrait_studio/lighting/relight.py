@@ -1,0 +1,151 @@
+"""The relight compositor: divide out the photo's light, multiply in the rig's, at full resolution.
+
+    out = photo × G + B
+    G = reliability × target / source          (a smooth gain; the photo keeps all its detail)
+    B = (1 − reliability) × albedo_fill × target + specular
+
+where the source shading is the SH fit of the photo's light (normalised to mean 1 on skin), the
+target shading is the rig rendered with shadows (normalised so a frontal unit light ≈ the photo's
+exposure), and "reliability" drops where the photo is too dark or clipped to tell albedo from
+light: there a smooth albedo borrowed from well-lit neighbours is lit instead, so the gain never
+explodes on shadowed or steep mesh sides. G and B are computed at the shading size and upsampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from icportrait_studio.core.lights import LightRig
+from icportrait_studio.geometry.analysis import FaceAnalysis
+from icportrait_studio.geometry.completion import normalized_blur
+from icportrait_studio.lighting.estimate import LUMA, SourceLight, estimate_source_light
+from icportrait_studio.lighting.shading import ShadingGeometry, render_rig, sphere_light_cosine
+
+MAX_GAIN = 6.0
+
+
+@dataclass
+class RelightContext:
+    """Everything about one photo that does not depend on the rig, at one shading size."""
+
+    geometry: ShadingGeometry
+    source: SourceLight
+    source_shading: np.ndarray  # HxW, mean 1 on skin
+    reliability: np.ndarray  # HxW in [0, 1]
+    albedo_fill: np.ndarray  # HxWx3, smooth albedo for unreliable pixels
+    reference: float  # mean skin shading of a frontal unit light
+    person: np.ndarray  # HxW float32 soft matte at the shading size
+    size: tuple[int, int]  # (w, h)
+
+
+def _resize(a: np.ndarray, size: tuple[int, int], interp=cv2.INTER_AREA) -> np.ndarray:
+    if (a.shape[1], a.shape[0]) == size:
+        return a
+    return cv2.resize(a, size, interpolation=interp)
+
+
+def shading_size(analysis: FaceAnalysis, side: int) -> tuple[int, int]:
+    gw, gh = analysis.geo_size
+    s = min(1.0, side / max(gw, gh))
+    return max(8, round(gw * s)), max(8, round(gh * s))
+
+
+def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) -> RelightContext:
+    """Estimate the photo's light and everything else the rig does not change."""
+    size = shading_size(analysis, side)
+    s = size[0] / analysis.geo_size[0]
+    normals = _resize(analysis.normals, size)
+    import os
+    _ns = float(os.environ.get('NSIG', '0'))
+    if _ns > 0:
+        normals = cv2.GaussianBlur(normals, (0, 0), _ns * analysis.face_width * s)
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
+    depth = _resize(analysis.depth, size) * np.float32(s)
+    person = _resize(analysis.matte, size).astype(np.float32)
+    skin_soft = _resize(analysis.face_mask.astype(np.float32), size)
+    skin = _resize(analysis.skin_mask.astype(np.uint8), size, cv2.INTER_NEAREST).astype(bool)
+    img = _resize(rgb_linear, size).astype(np.float32)
+    fw = max(4.0, analysis.face_width * s)
+    if analysis.landmarks is not None:
+        lm = analysis.landmarks * (size[0] / analysis.image_size[0])
+        cx, cy = float(lm[:, 0].mean()), float(lm[:, 1].mean())
+        cz = float(np.median(lm[:, 2])) - 0.25 * fw
+    else:
+        ys, xs = np.nonzero(person > 0.5)
+        cx, cy = (float(xs.mean()), float(ys.mean())) if len(xs) else (size[0] / 2, size[1] / 2)
+        cz = float(depth.max()) - 0.5 * fw
+    geometry = ShadingGeometry(normals=normals.astype(np.float32), depth=depth.astype(np.float32), person=person,
+                               skin=cv2.GaussianBlur(skin_soft, (0, 0), 0.02 * fw + 0.5), face_width=fw,
+                               head_center=(cx, -cy, cz))
+
+    source, visibility = estimate_source_light(img, normals, skin, depth=depth, face_width=fw)
+    src = source.shading(normals, visibility)
+    skin_mean = float(src[skin].mean()) if skin.any() else float(np.abs(src).mean() + 1e-6)
+    src_u = src / max(skin_mean, 1e-6)
+    ref = sphere_light_cosine(normals[..., 2], 0.0)
+    reference = float(ref[skin].mean()) if skin.any() else 0.75
+
+    # reliability: enough light to read albedo, and not clipped
+    lum = img @ LUMA
+    lit = np.clip((src_u - 0.08) / 0.22, 0.0, 1.0)
+    clipped = np.clip((img.max(axis=2) - 0.92) / 0.06, 0.0, 1.0)
+    reliability = (lit * lit * (3 - 2 * lit)) * (1.0 - clipped)
+    albedo = img / np.maximum(src_u, 0.05)[..., None]
+    weight = reliability * (person > 0.5)
+    fill = normalized_blur(albedo, weight, sigma=0.12 * fw)
+    typical = np.array([np.median(albedo[..., c][weight > 0.5]) if (weight > 0.5).any() else float(lum.mean())
+                        for c in range(3)], np.float32)
+    coverage = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), 0.12 * fw)
+    fill = np.where((coverage > 0.02)[..., None], fill, typical)
+    return RelightContext(geometry=geometry, source=source, source_shading=src_u.astype(np.float32),
+                          reliability=reliability.astype(np.float32), albedo_fill=fill.astype(np.float32),
+                          reference=reference, person=person, size=size)
+
+
+def gain_maps(ctx: RelightContext, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G, B, target shading) at the shading size for ``rig``."""
+    import os
+    diffuse, spec = render_rig(ctx.geometry, rig, shadows=shadows and os.environ.get('SHADOWS', '1') == '1')
+    target = diffuse / np.float32(ctx.reference)
+    w = ctx.reliability[..., None]
+    gain = np.minimum(w * target / np.maximum(ctx.source_shading, 0.05)[..., None], MAX_GAIN)
+    bias = (1.0 - w) * ctx.albedo_fill * target + spec / np.float32(ctx.reference) * 0.5
+    k = np.float32(rig.keep_original)
+    if k > 0:
+        gain = (1 - k) * gain + k
+        bias = (1 - k) * bias
+    if not rig.relight_background:
+        # extend the person's values outward so upsampling does not bleed background into the edge
+        inside = ctx.person > 0.5
+        if inside.any() and not inside.all():
+            grow = normalized_blur(np.dstack([gain, bias]), inside.astype(np.float32), 0.03 * ctx.geometry.face_width)
+            gain = np.where(inside[..., None], gain, grow[..., :3])
+            bias = np.where(inside[..., None], bias, grow[..., 3:])
+    return gain.astype(np.float32), bias.astype(np.float32), target.astype(np.float32)
+
+
+def apply_gain(rgb_linear: np.ndarray, gain: np.ndarray, bias: np.ndarray, matte: np.ndarray | None) -> np.ndarray:
+    """Apply low-res G and B to a photo of any size; outside ``matte`` (if given) the photo is kept."""
+    h, w = rgb_linear.shape[:2]
+    g = _resize(gain, (w, h), cv2.INTER_LINEAR)
+    b = _resize(bias, (w, h), cv2.INTER_LINEAR)
+    if matte is not None:
+        m = _resize(matte, (w, h), cv2.INTER_LINEAR)[..., None]
+        g -= 1.0
+        g *= m
+        g += 1.0
+        b *= m
+    out = rgb_linear * g
+    out += b
+    return out
+
+
+def relight_image(rgb_linear: np.ndarray, ctx: RelightContext, rig: LightRig, analysis: FaceAnalysis, *,
+                  shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Relit linear image at ``rgb_linear``'s size, and the target shading map (shading size)."""
+    gain, bias, target = gain_maps(ctx, rig, shadows=shadows)
+    matte = None if rig.relight_background else analysis.matte
+    return apply_gain(rgb_linear, gain, bias, matte), target

@@ -1,0 +1,114 @@
+"""Shading for a light rig over camera-space normals and depth: diffuse, soft shadows, skin specular.
+
+All light arithmetic happens at the "shading size" (a few hundred pixels): shading is smooth, and
+the photo's own detail is restored when the result is applied at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.lighting.shadows import shadow_visibility
+
+MAX_WRAP_DEG = 75.0  # size = 1 is a light this wide (angular radius), a very large soft box
+
+
+@dataclass
+class ShadingGeometry:
+    """Geometry at the shading size: camera-space normals, depth (pixels), masks, face scale."""
+
+    normals: np.ndarray  # HxWx3 float32
+    depth: np.ndarray  # HxW float32
+    person: np.ndarray  # HxW float32 soft
+    skin: np.ndarray  # HxW float32 soft (weight of the skin specular)
+    face_width: float  # pixels at this size
+    head_center: tuple[float, float, float]  # pixels (x right, y up, z toward camera)
+
+
+def light_alpha(size: float) -> float:
+    """Angular radius (radians) of a light of the given size."""
+    return math.radians(max(0.5, size * MAX_WRAP_DEG))
+
+
+def sphere_light_cosine(cos_t: np.ndarray, alpha: float) -> np.ndarray:
+    """Irradiance from a sphere light of angular radius alpha (a smooth terminator; = max(0, cos) at alpha→0)."""
+    s = math.sin(alpha)
+    out = np.maximum(cos_t, 0.0)
+    if s > 1e-3:
+        band = (cos_t > -s) & (cos_t < s)
+        out = np.where(band, (cos_t + s) ** 2 / (4 * s), out)
+    return out
+
+
+def _point_light_fields(g: ShadingGeometry, light: Light) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Per-pixel direction to a point light and its inverse-square falloff (1 at the head centre)."""
+    h, w = g.depth.shape
+    radius = max(1.0, 0.5 * g.face_width)
+    cx, cy, cz = g.head_center
+    d = np.array(light.direction, np.float32)
+    pos = np.array([cx, cy, cz], np.float32) + d * light.distance * radius
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    vec = np.dstack([pos[0] - xx, pos[1] - (-yy), pos[2] - g.depth])
+    dist = np.linalg.norm(vec, axis=2)
+    ldir = vec / np.maximum(dist, 1e-3)[..., None]
+    falloff = (light.distance * radius / np.maximum(dist, 0.25 * radius)) ** 2
+    mean_dir = tuple(float(v) for v in d)
+    return ldir, falloff, mean_dir
+
+
+def render_light(g: ShadingGeometry, light: Light, *, shadows: bool = True, specular: float = 0.0,
+                 roughness: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
+    """(diffuse, specular) intensity maps (HxW float32) for one light at unit colour."""
+    alpha = light_alpha(light.size)
+    if light.kind == "point":
+        ldir, falloff, sdir = _point_light_fields(g, light)
+        cos_t = np.einsum("hwc,hwc->hw", g.normals, ldir)
+    else:
+        sdir = light.direction
+        ldir, falloff = None, None
+        cos_t = g.normals @ np.asarray(sdir, np.float32)
+    diffuse = sphere_light_cosine(cos_t, alpha)
+    if shadows and light.intensity > 0:
+        vis = shadow_visibility(g.depth, sdir, max_dist=0.6 * g.face_width, softness=math.tan(alpha) + 0.02)
+        diffuse = diffuse * vis
+    else:
+        vis = None
+    spec = np.zeros_like(diffuse)
+    if specular > 0:
+        # normalised Blinn-Phong with the viewer along +z; Schlick-free (skin's F0 is folded into `specular`)
+        m = max(1.0, 2.0 / (roughness * roughness) - 2.0)
+        if ldir is None:
+            hv = np.asarray(sdir, np.float32) + np.array([0, 0, 1], np.float32)
+            hv /= np.linalg.norm(hv) + 1e-8
+            ndh = np.clip(g.normals @ hv, 0, 1)
+        else:
+            hvec = ldir + np.array([0, 0, 1], np.float32)
+            hvec /= np.linalg.norm(hvec, axis=2, keepdims=True) + 1e-8
+            ndh = np.clip(np.einsum("hwc,hwc->hw", g.normals, hvec), 0, 1)
+        spec = specular * (m + 2) / 8 * ndh**m * np.maximum(cos_t, 0) * g.skin
+        if vis is not None:
+            spec *= vis
+    if falloff is not None:
+        diffuse = diffuse * falloff
+        spec = spec * falloff
+    return diffuse.astype(np.float32), spec.astype(np.float32)
+
+
+def render_rig(g: ShadingGeometry, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(diffuse, specular) RGB shading (HxWx3 float32) for a whole rig, ambient included in diffuse."""
+    h, w = g.depth.shape
+    diffuse = np.full((h, w, 3), rig.ambient, np.float32)
+    spec = np.zeros((h, w, 3), np.float32)
+    for light in rig.lights:
+        if not light.enabled or light.intensity <= 0:
+            continue
+        d, s = render_light(g, light, shadows=shadows, specular=rig.specular, roughness=rig.roughness)
+        col = np.asarray(light.color, np.float32) * light.intensity
+        diffuse += d[..., None] * col
+        if rig.specular > 0:
+            spec += s[..., None] * col
+    return diffuse, spec
