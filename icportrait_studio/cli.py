@@ -72,7 +72,7 @@ def cmd_relight(args: argparse.Namespace) -> int:
         return 2
     report: dict = {"version": __version__, "rig": rig.to_dict(), "images": []}
     failed = 0
-    for inp, outp in zip(args.inputs, outputs):
+    for inp, outp in zip(args.inputs, outputs, strict=True):
         entry: dict = {"input": inp, "output": str(outp)}
         t0 = time.perf_counter()
         try:

@@ -3,8 +3,11 @@
 Everything a user can get wrong with a file (missing, empty, not an image, damaged, truncated, too
 large) surfaces as ``InputError`` with a one-line message naming the file, never as a traceback.
 Decoders: Pillow for most formats; OpenCV for 16-bit PNG (Pillow reduces 16-bit RGB PNG to 8 bits);
-tifffile for TIFF (16-bit and float samples). Saving is atomic: a temp file in the target folder is
-written, fsynced and renamed over the target, so a failed save never leaves a half-written file.
+tifffile for TIFF (16-bit and float samples; float samples are read as already sRGB-encoded values,
+clipped to [0, 1], like their integer siblings, not as linear light). Pixels stay in the file's colour
+space (its ICC profile is kept for saving), except CMYK, which is converted to sRGB. Saving is atomic:
+a temp file in the target folder is written, fsynced and renamed over the target, so a failed save
+never leaves a half-written file.
 """
 
 from __future__ import annotations

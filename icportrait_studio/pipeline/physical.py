@@ -29,6 +29,7 @@ class PhysicalBackend:
     def __init__(self) -> None:
         self._analyses: OrderedDict[str, FaceAnalysis] = OrderedDict()
         self._contexts: OrderedDict[tuple[str, int, tuple[int, int]], RelightContext] = OrderedDict()
+        self._sized_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def available(self) -> tuple[bool, str]:
@@ -37,8 +38,9 @@ class PhysicalBackend:
     def forget(self, image_id: str) -> None:
         with self._lock:
             self._analyses.pop(image_id, None)
-            for key in [k for k in self._contexts if k[0] == image_id]:
-                del self._contexts[key]
+            for cache in (self._contexts, self._sized_cache):
+                for key in [k for k in cache if k[0] == image_id]:
+                    del cache[key]
 
     def analysis(self, source: SourceImage, progress: ProgressFn = no_progress) -> FaceAnalysis:
         with self._lock:
@@ -68,6 +70,26 @@ class PhysicalBackend:
                 self._contexts.popitem(last=False)
         return ctx
 
+    def _sized(self, source: SourceImage, max_side: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The photo at ``max_side`` (cached: previews must not pay a full-size downscale per drag event)."""
+        rgb, alpha = source.rgb, source.alpha
+        if not max_side or max(rgb.shape[:2]) <= max_side:
+            return rgb, alpha
+        key = (source.image_id, max_side, rgb.shape)
+        with self._lock:
+            hit = self._sized_cache.get(key)
+        if hit is not None:
+            return hit
+        s = max_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s)))
+        small = (cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+                 None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA))
+        with self._lock:
+            self._sized_cache[key] = small
+            while len(self._sized_cache) > CACHE_IMAGES:
+                self._sized_cache.popitem(last=False)
+        return small
+
     def run(self, request: EditRequest, source: SourceImage, progress: ProgressFn = no_progress,
             cancel: CancelToken | None = None) -> Result:
         cancel = cancel or CancelToken()
@@ -79,12 +101,7 @@ class PhysicalBackend:
         t1 = time.perf_counter()
         ctx = self.context(source, analysis, SHADING_SIDE[request.quality])
         cancel.raise_if_cancelled()
-        rgb, alpha = source.rgb, source.alpha
-        if request.max_side and max(rgb.shape[:2]) > request.max_side:
-            s = request.max_side / max(rgb.shape[:2])
-            size = (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+        rgb, alpha = self._sized(source, request.max_side)
         progress(Progress(0.6, "relighting"))
         image, shading = relight_image(rgb, ctx, request.rig, analysis)
         cancel.raise_if_cancelled()

@@ -1,0 +1,115 @@
+"""The physical relighting engine on the bundled portrait: directions, shadows, bad content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.geometry.analysis import analyze
+from icportrait_studio.geometry.topology import NOSE_TIP
+from icportrait_studio.lighting.estimate import LUMA
+from icportrait_studio.lighting.relight import relight_image
+from icportrait_studio.lighting.shadows import shadow_visibility
+
+
+def _face_halves(img: np.ndarray, analysis) -> tuple[float, float]:
+    lm = analysis.landmarks
+    x0, x1 = lm[:, 0].min(), lm[:, 0].max()
+    y0, y1 = lm[:, 1].min(), lm[:, 1].max()
+    cx = lm[NOSE_TIP, 0]
+    lum = img @ LUMA
+    ys = slice(int(y0 + 0.2 * (y1 - y0)), int(y1 - 0.1 * (y1 - y0)))
+    left = lum[ys, int(x0 + 0.1 * (cx - x0)):int(cx - 0.1 * (cx - x0))].mean()
+    right = lum[ys, int(cx + 0.1 * (x1 - cx)):int(x1 - 0.1 * (x1 - cx))].mean()
+    return float(left), float(right)
+
+
+def test_analysis_finds_the_face(sample_analysis) -> None:
+    a = sample_analysis
+    assert a.has_face and a.faces_found == 1 and not a.warnings
+    assert a.landmarks.shape == (478, 3)
+    assert abs(a.pose[0]) < 15 and abs(a.pose[2]) < 15  # a frontal portrait
+    assert np.isfinite(a.normals).all() and np.isfinite(a.depth).all()
+    # the nose tip is the nearest point of the face
+    lm = a.landmarks
+    assert lm[NOSE_TIP, 2] >= np.percentile(lm[:, 2], 98)
+
+
+@pytest.mark.parametrize("azimuth", [60, -60])
+def test_light_from_a_side_brightens_that_side(sample_rgb, sample_analysis, sample_context, azimuth) -> None:
+    rig = LightRig(lights=(Light(azimuth=azimuth, elevation=10),), ambient=0.05)
+    out, _ = relight_image(sample_rgb, sample_context, rig, sample_analysis)
+    assert np.isfinite(out).all() and out.shape == sample_rgb.shape
+    l0, r0 = _face_halves(sample_rgb, sample_analysis)
+    l1, r1 = _face_halves(out, sample_analysis)
+    before, after = r0 / l0, r1 / l1
+    if azimuth > 0:
+        assert after > 1.6 * before  # the image-right half got much brighter relative to the left
+    else:
+        assert after < before / 1.6
+
+
+def test_nose_casts_its_shadow_away_from_the_light(sample_context) -> None:
+    g = sample_context.geometry
+    ctx_scale = g.depth.shape[1]
+    light = Light(azimuth=60, elevation=0)
+    vis = shadow_visibility(g.depth, light.direction, max_dist=0.6 * g.face_width, softness=0.05)
+    fw = g.face_width
+    # the nose tip in shading-size pixels: the nearest point of the face region
+    yy, xx = np.unravel_index(np.argmax(np.where(g.skin > 0.5, g.depth, -1e9)), g.depth.shape)
+    assert 0 < xx < ctx_scale
+    dx, dy = int(0.12 * fw), int(0.04 * fw)
+    left = vis[yy - dy:yy + dy + 1, xx - 2 * dx:xx - dx // 2].mean()
+    right = vis[yy - dy:yy + dy + 1, xx + dx // 2:xx + 2 * dx].mean()
+    assert right > 0.9  # the lit side of the nose is unshadowed
+    assert left < right - 0.3  # the nose shadow falls to the image left
+
+
+def test_keep_original_one_returns_the_photo(sample_rgb, sample_analysis, sample_context) -> None:
+    rig = LightRig(lights=(Light(azimuth=80),), keep_original=1.0)
+    out, _ = relight_image(sample_rgb, sample_context, rig, sample_analysis)
+    assert np.allclose(out, sample_rgb, atol=1e-5)
+
+
+def test_background_is_left_alone_by_default(sample_rgb, sample_analysis, sample_context) -> None:
+    rig = LightRig(lights=(Light(azimuth=-70, elevation=20, intensity=2.0),))
+    out, _ = relight_image(sample_rgb, sample_context, rig, sample_analysis)
+    bg = sample_analysis.matte < 1e-3
+    assert bg.mean() > 0.2
+    assert np.abs(out[bg] - sample_rgb[bg]).max() < 1e-3
+    lit = LightRig(lights=rig.lights, relight_background=True)
+    out2, _ = relight_image(sample_rgb, sample_context, lit, sample_analysis)
+    assert np.abs(out2[bg] - sample_rgb[bg]).mean() > 0.01
+
+
+def test_light_colour_tints_the_face(sample_rgb, sample_analysis, sample_context) -> None:
+    warm = LightRig(lights=(Light(color=(1.0, 0.6, 0.3)),))
+    white = LightRig(lights=(Light(),))
+    a, _ = relight_image(sample_rgb, sample_context, warm, sample_analysis)
+    b, _ = relight_image(sample_rgb, sample_context, white, sample_analysis)
+    face = sample_analysis.skin_mask
+    ra, rb = a[face].mean(0), b[face].mean(0)
+    assert ra[0] / ra[2] > 2.0 * rb[0] / rb[2]
+
+
+def test_no_face_gives_a_warning_not_a_crash() -> None:
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    img = np.dstack([xx / 320, yy / 240, np.full_like(xx, 0.3)]).astype(np.float32)
+    a = analyze(img)
+    assert not a.has_face and any("no face" in w for w in a.warnings)
+    from icportrait_studio.lighting.relight import prepare
+
+    out, _ = relight_image(img, prepare(img, a), LightRig(lights=(Light(azimuth=40),)), a)
+    assert np.isfinite(out).all()
+
+
+def test_several_faces_relight_the_largest(sample_rgb) -> None:
+    import cv2
+
+    head = sample_rgb[0:300, 100:360]
+    small = cv2.resize(head, (208, 240))
+    mosaic = np.vstack([np.hstack([head] * 3), np.hstack([cv2.resize(small, (260, 300))] * 2 + [head * 0.5])])
+    a = analyze(np.ascontiguousarray(mosaic, dtype=np.float32))
+    assert a.has_face and a.faces_found >= 3
+    assert any(f"{a.faces_found} faces found" in w for w in a.warnings)
