@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="open the desktop app")
     a.add_argument("image", nargs="?")
     a.set_defaults(func=cmd_app)
+
+    from icportrait_studio.commands import register_all
+
+    register_all(sub)
     return ap
 
 
