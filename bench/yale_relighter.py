@@ -6,8 +6,6 @@ this entry point just skips the per-call process start while iterating.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from icportrait_studio.api import relight as _relight
@@ -18,5 +16,5 @@ from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
 def relight(gray: np.ndarray, azimuth: float, elevation: float) -> np.ndarray:
     rgb = np.repeat(gray[..., None], 3, axis=2)
     lin = decode_to_linear(rgb)
-    out = _relight(lin, LightRig(lights=(Light(azimuth=azimuth, elevation=elevation, size=float(os.environ.get('SZ','0.1'))),), ambient=float(os.environ.get('AMB','0.05')), specular=float(os.environ.get('SPEC','0.15'))))
+    out = _relight(lin, LightRig(lights=(Light(azimuth=azimuth, elevation=elevation),)))  # the CLI's defaults
     return encode_from_linear(out.image, 8)

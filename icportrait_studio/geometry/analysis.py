@@ -16,7 +16,7 @@ import numpy as np
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.completion import complete_surface, normalized_blur
 from icportrait_studio.geometry.raster import fill_polygon, rasterize
-from icportrait_studio.geometry.topology import FOREHEAD, CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
+from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
 
 GEO_SIDE = 512
@@ -97,7 +97,7 @@ def _region_masks(lm: np.ndarray, shape: tuple[int, int], face_width: float) -> 
         pts = lm[brow, :2].astype(np.float32)
         hull = cv2.convexHull(pts)[:, 0, :]
         m |= fill_polygon(shape, hull)
-    k = max(1, int(round(0.03 * face_width)))
+    k = max(1, round(0.03 * face_width))
     return cv2.dilate(m.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)).astype(bool)
 
 
@@ -138,8 +138,6 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis
 
     if landmarks is not None:
         lm_geo = landmarks * scale
-        import os
-        lm_geo[:, 2] *= float(os.environ.get('ZS', '1'))
         topo = face_topology()
         ras = rasterize(lm_geo, topo.triangles, (gh, gw))
         oval = fill_polygon((gh, gw), lm_geo[topo.face_oval])
@@ -153,9 +151,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis
             fill_n = normalized_blur(ras.normals, ras.mask, 0.03 * fw + 1)
             normals_f = np.where(holes[..., None], fill_n, ras.normals)
             normals_f /= np.linalg.norm(normals_f, axis=2, keepdims=True) + 1e-8
-        x0, y0, x1, y1 = (float(v) for v in (lm_geo[:, 0].min(), lm_geo[:, 1].min(), lm_geo[:, 0].max(),
-                                             lm_geo[:, 1].max()))
-        face_width = max(8.0, x1 - x0)
+        face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
         skin = ras.mask & ~_region_masks(lm_geo, (gh, gw), face_width)
     else:

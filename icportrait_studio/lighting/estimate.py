@@ -112,7 +112,7 @@ def estimate_source_light(rgb: np.ndarray, normals: np.ndarray, skin: np.ndarray
     if len(ys) < 50:
         weights = np.zeros(len(dirs))
         weights[int(np.argmax(dirs[:, 2]))] = float(rgb.mean() + 1e-3)
-        src = _summarise(dirs, weights, 0.2 * float(rgb.mean() + 1e-3), (1.0, 1.0, 1.0), 1.0, int(len(ys)))
+        src = _summarise(dirs, weights, 0.2 * float(rgb.mean() + 1e-3), (1.0, 1.0, 1.0), 1.0, len(ys))
         return src, {}
     if len(ys) > MAX_SAMPLES:
         pick = np.random.default_rng(0).choice(len(ys), MAX_SAMPLES, replace=False)
@@ -161,7 +161,7 @@ def _directional_color(a: np.ndarray, px: np.ndarray, w: np.ndarray, x: np.ndarr
 def _summarise(dirs: np.ndarray, weights: np.ndarray, fill: float, color, err: float, count: int) -> SourceLight:
     coeffs = np.zeros(9, np.float32)
     coeffs[0] = fill / 0.282095  # a uniform irradiance is the constant band alone
-    for d, wt in zip(dirs, weights):
+    for d, wt in zip(dirs, weights, strict=True):
         if wt > 0:
             coeffs += sh.directional_irradiance_coeffs(d, float(wt))
     vec = (weights[:, None] * dirs).sum(axis=0)

@@ -21,10 +21,23 @@ import numpy as np
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.geometry.analysis import FaceAnalysis
 from icportrait_studio.geometry.completion import normalized_blur
+from icportrait_studio.geometry.raster import fill_polygon
+from icportrait_studio.geometry.topology import face_topology
 from icportrait_studio.lighting.estimate import LUMA, SourceLight, estimate_source_light
 from icportrait_studio.lighting.shading import ShadingGeometry, render_rig, sphere_light_cosine
+from icportrait_studio.lighting.shadows import ambient_occlusion
 
 MAX_GAIN = 6.0
+MATTE_FLOOR = 1e-3
+# The face mesh's relief is flatter than real faces (a regressed depth pulls toward the mean): with its
+# normals the light found in side-lit photos comes out ~10 degrees too oblique, and relit cheeks stay
+# lit far past where a real face turns away. Steepening the normals (the depth gradient, not the depth
+# used for cast shadows, whose nose shadows are already long enough) by this factor corrects both.
+NORMAL_RELIEF = 1.4
+# Fill light reaches creases (eye sockets, nostrils, the fold beside the nose) through a narrower
+# opening: ambient occlusion over this reach (× face width), smoothed so mesh facets do not show.
+OCCLUSION_REACH = 0.3
+OCCLUSION_SMOOTH = 0.02
 
 
 @dataclass
@@ -58,10 +71,7 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
     size = shading_size(analysis, side)
     s = size[0] / analysis.geo_size[0]
     normals = _resize(analysis.normals, size)
-    import os
-    _ns = float(os.environ.get('NSIG', '0'))
-    if _ns > 0:
-        normals = cv2.GaussianBlur(normals, (0, 0), _ns * analysis.face_width * s)
+    normals[..., :2] *= np.float32(NORMAL_RELIEF)
     normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
     depth = _resize(analysis.depth, size) * np.float32(s)
     person = _resize(analysis.matte, size).astype(np.float32)
@@ -77,9 +87,18 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
         ys, xs = np.nonzero(person > 0.5)
         cx, cy = (float(xs.mean()), float(ys.mean())) if len(xs) else (size[0] / 2, size[1] / 2)
         cz = float(depth.max()) - 0.5 * fw
+    sheen = skin_soft
+    if analysis.landmarks is not None:
+        # the skin specular model does not hold on the eyes: their mirror catchlight is already in the photo
+        topo = face_topology()
+        shape = (size[1], size[0])
+        eyes = fill_polygon(shape, lm[topo.left_eye]) | fill_polygon(shape, lm[topo.right_eye])
+        sheen = skin_soft * (1.0 - cv2.dilate(eyes.astype(np.float32), np.ones((3, 3), np.uint8)))
     geometry = ShadingGeometry(normals=normals.astype(np.float32), depth=depth.astype(np.float32), person=person,
-                               skin=cv2.GaussianBlur(skin_soft, (0, 0), 0.02 * fw + 0.5), face_width=fw,
+                               skin=cv2.GaussianBlur(sheen, (0, 0), 0.02 * fw + 0.5), face_width=fw,
                                head_center=(cx, -cy, cz))
+    occlusion = ambient_occlusion(depth, max_dist=OCCLUSION_REACH * fw)
+    geometry.occlusion = cv2.GaussianBlur(occlusion, (0, 0), OCCLUSION_SMOOTH * fw + 0.3)
 
     source, visibility = estimate_source_light(img, normals, skin, depth=depth, face_width=fw)
     src = source.shading(normals, visibility)
@@ -107,8 +126,7 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
 
 def gain_maps(ctx: RelightContext, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(G, B, target shading) at the shading size for ``rig``."""
-    import os
-    diffuse, spec = render_rig(ctx.geometry, rig, shadows=shadows and os.environ.get('SHADOWS', '1') == '1')
+    diffuse, spec = render_rig(ctx.geometry, rig, shadows=shadows)
     target = diffuse / np.float32(ctx.reference)
     w = ctx.reliability[..., None]
     gain = np.minimum(w * target / np.maximum(ctx.source_shading, 0.05)[..., None], MAX_GAIN)
@@ -121,9 +139,12 @@ def gain_maps(ctx: RelightContext, rig: LightRig, *, shadows: bool = True) -> tu
         # extend the person's values outward so upsampling does not bleed background into the edge
         inside = ctx.person > 0.5
         if inside.any() and not inside.all():
-            grow = normalized_blur(np.dstack([gain, bias]), inside.astype(np.float32), 0.03 * ctx.geometry.face_width)
-            gain = np.where(inside[..., None], gain, grow[..., :3])
-            bias = np.where(inside[..., None], bias, grow[..., 3:])
+            sigma = 0.03 * ctx.geometry.face_width
+            grow = normalized_blur(np.dstack([gain, bias]), inside.astype(np.float32), sigma)
+            # beyond the blur's reach there is nothing to extend: leave the photo as it is (G = 1, B = 0)
+            reach = np.clip(cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma) * 50.0, 0.0, 1.0)[..., None]
+            gain = np.where(inside[..., None], gain, reach * grow[..., :3] + (1.0 - reach))
+            bias = np.where(inside[..., None], bias, reach * grow[..., 3:])
     return gain.astype(np.float32), bias.astype(np.float32), target.astype(np.float32)
 
 
@@ -133,7 +154,9 @@ def apply_gain(rgb_linear: np.ndarray, gain: np.ndarray, bias: np.ndarray, matte
     g = _resize(gain, (w, h), cv2.INTER_LINEAR)
     b = _resize(bias, (w, h), cv2.INTER_LINEAR)
     if matte is not None:
+        # a matte's faint tail (< MATTE_FLOOR) is background: it must come out exactly as the photo
         m = _resize(matte, (w, h), cv2.INTER_LINEAR)[..., None]
+        m = np.clip((m - MATTE_FLOOR) * np.float32(1.0 / (1.0 - MATTE_FLOOR)), 0.0, 1.0)
         g -= 1.0
         g *= m
         g += 1.0

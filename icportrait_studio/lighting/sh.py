@@ -22,7 +22,7 @@ def sh_basis(normals: np.ndarray) -> np.ndarray:
     """
     n = np.asarray(normals, dtype=np.float32)
     x, y, z = n[..., 0], n[..., 1], n[..., 2]
-    out = np.empty(n.shape[:-1] + (9,), np.float32)
+    out = np.empty((*n.shape[:-1], 9), np.float32)
     out[..., 0] = 0.282095
     out[..., 1] = 0.488603 * y
     out[..., 2] = 0.488603 * z

@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.lighting.shadows import shadow_visibility
 
 MAX_WRAP_DEG = 75.0  # size = 1 is a light this wide (angular radius), a very large soft box
+# Light scattered under the skin travels a few millimetres before it leaves, so even a hard light's
+# cast shadow (nose, brow) has a soft rim: visibility is blurred over this fraction of the face width.
+SCATTER_BLUR = 0.015
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ShadingGeometry:
     skin: np.ndarray  # HxW float32 soft (weight of the skin specular)
     face_width: float  # pixels at this size
     head_center: tuple[float, float, float]  # pixels (x right, y up, z toward camera)
+    occlusion: np.ndarray | None = None  # HxW float32 ambient occlusion in [0, 1] (None: none)
 
 
 def light_alpha(size: float) -> float:
@@ -74,6 +79,7 @@ def render_light(g: ShadingGeometry, light: Light, *, shadows: bool = True, spec
     diffuse = sphere_light_cosine(cos_t, alpha)
     if shadows and light.intensity > 0:
         vis = shadow_visibility(g.depth, sdir, max_dist=0.6 * g.face_width, softness=math.tan(alpha) + 0.02)
+        vis = cv2.GaussianBlur(vis, (0, 0), SCATTER_BLUR * g.face_width + 0.3)
         diffuse = diffuse * vis
     else:
         vis = None
@@ -101,7 +107,10 @@ def render_light(g: ShadingGeometry, light: Light, *, shadows: bool = True, spec
 def render_rig(g: ShadingGeometry, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(diffuse, specular) RGB shading (HxWx3 float32) for a whole rig, ambient included in diffuse."""
     h, w = g.depth.shape
-    diffuse = np.full((h, w, 3), rig.ambient, np.float32)
+    if g.occlusion is not None:
+        diffuse = np.repeat((np.float32(rig.ambient) * g.occlusion)[..., None], 3, axis=2)
+    else:
+        diffuse = np.full((h, w, 3), rig.ambient, np.float32)
     spec = np.zeros((h, w, 3), np.float32)
     for light in rig.lights:
         if not light.enabled or light.intensity <= 0:

@@ -50,7 +50,7 @@ def shadow_visibility(depth: np.ndarray, direction: tuple[float, float, float], 
     occ = np.full_like(depth, NEG)
     w0 = 0.75
     for s in _march_distances(max_dist):
-        ox, oy = int(round(s * dx)), int(round(s * dy))
+        ox, oy = round(s * dx), round(s * dy)
         if ox == 0 and oy == 0:
             continue
         dist = math.hypot(ox, oy)
@@ -59,3 +59,29 @@ def shadow_visibility(depth: np.ndarray, direction: tuple[float, float, float], 
         np.maximum(occ, above, out=occ)
     vis = np.clip(0.5 - occ, 0.0, 1.0)
     return vis * vis * (3 - 2 * vis)
+
+
+def ambient_occlusion(depth: np.ndarray, *, max_dist: float, directions: int = 8) -> np.ndarray:
+    """Fraction of a uniform sky each pixel of the height field ``depth`` sees, in [0, 1].
+
+    Horizon-based: along ``directions`` image-plane directions the steepest rise of the surface
+    within ``max_dist`` pixels gives the horizon angle h, which hides sin(h) of that slice of sky.
+    Creases (eye sockets, nostrils, the fold beside the nose, under the jaw) get less fill light than
+    open cheeks, as in a real room; a flat or convex surface keeps all of it.
+    """
+    occluded = np.zeros_like(depth)
+    steps = _march_distances(max_dist, first=1.0, growth=1.35)
+    for i in range(directions):
+        ang = 2.0 * math.pi * i / directions
+        dx, dy = math.cos(ang), math.sin(ang)
+        tan_h = np.zeros_like(depth)
+        seen = set()
+        for s in steps:
+            ox, oy = round(s * dx), round(s * dy)
+            if (ox, oy) in seen or (ox == 0 and oy == 0):
+                continue
+            seen.add((ox, oy))
+            rise = (_shifted(depth, ox, oy) - depth) * np.float32(1.0 / math.hypot(ox, oy))
+            np.maximum(tan_h, rise, out=tan_h)
+        occluded += tan_h / np.sqrt(1.0 + tan_h * tan_h)  # sin(atan(t))
+    return np.clip(1.0 - occluded / directions, 0.0, 1.0).astype(np.float32)
