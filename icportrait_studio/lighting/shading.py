@@ -105,19 +105,25 @@ def render_light(g: ShadingGeometry, light: Light, *, shadows: bool = True, spec
 
 
 def render_rig(g: ShadingGeometry, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(diffuse, specular) RGB shading (HxWx3 float32) for a whole rig, ambient included in diffuse."""
+    """(diffuse, specular) RGB shading (HxWx3 float32) for a whole rig, ambient included in diffuse.
+
+    Each light is rendered as one monochrome map; the colours are applied once at the end as a single
+    (pixels × lights) @ (lights × 3) product, instead of one broadcast RGB pass per light.
+    """
     h, w = g.depth.shape
-    if g.occlusion is not None:
-        diffuse = np.repeat((np.float32(rig.ambient) * g.occlusion)[..., None], 3, axis=2)
-    else:
-        diffuse = np.full((h, w, 3), rig.ambient, np.float32)
-    spec = np.zeros((h, w, 3), np.float32)
+    ambient = np.float32(rig.ambient) * (g.occlusion if g.occlusion is not None else np.ones((h, w), np.float32))
+    maps, specs, colors = [ambient], [], [np.ones(3, np.float32)]
     for light in rig.lights:
         if not light.enabled or light.intensity <= 0:
             continue
         d, s = render_light(g, light, shadows=shadows, specular=rig.specular, roughness=rig.roughness)
-        col = np.asarray(light.color, np.float32) * light.intensity
-        diffuse += d[..., None] * col
-        if rig.specular > 0:
-            spec += s[..., None] * col
-    return diffuse, spec
+        maps.append(d)
+        specs.append(s)
+        colors.append(np.asarray(light.color, np.float32) * np.float32(light.intensity))
+    cols = np.stack(colors)
+    diffuse = (np.stack(maps, axis=-1).reshape(-1, len(maps)) @ cols).reshape(h, w, 3)
+    if specs and rig.specular > 0:
+        spec = (np.stack(specs, axis=-1).reshape(-1, len(specs)) @ cols[1:]).reshape(h, w, 3)
+    else:
+        spec = np.zeros((h, w, 3), np.float32)
+    return diffuse.astype(np.float32, copy=False), spec.astype(np.float32, copy=False)
