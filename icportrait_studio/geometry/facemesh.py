@@ -6,8 +6,10 @@ sees plain numpy arrays: landmarks in pixel coordinates of the image it was give
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -44,6 +46,31 @@ def _quiet_mediapipe() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide the C++ log lines mediapipe/TFLite print straight to fd 2 (they mean nothing to a user).
+
+    Only while a mediapipe call runs, and not when ICPORTRAIT_VERBOSE is set (for debugging).
+    """
+    if os.environ.get("ICPORTRAIT_VERBOSE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _face_mesh():
     global _mesh
     if _mesh is None:
@@ -68,7 +95,7 @@ def _segmenter():
 def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
     """Run the face mesh on an sRGB uint8 image; largest face first."""
     h, w = rgb8.shape[:2]
-    with _lock:
+    with _lock, _native_stderr_silenced():
         result = _face_mesh().process(np.ascontiguousarray(rgb8))
     faces = []
     for lms in result.multi_face_landmarks or []:
@@ -84,7 +111,7 @@ def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
 
 def segment_person(rgb8: np.ndarray) -> np.ndarray:
     """Soft person matte in [0, 1] (float32 HxW) from the selfie-segmentation model."""
-    with _lock:
+    with _lock, _native_stderr_silenced():
         result = _segmenter().process(np.ascontiguousarray(rgb8))
     mask = result.segmentation_mask
     if mask is None:
