@@ -1,0 +1,1 @@
+"""Bundled plugin: OpenRaster export and read-back."""

@@ -1,0 +1,1 @@
+"""Bundled plugin: layered PSD export and read-back (psd-tools)."""

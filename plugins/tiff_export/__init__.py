@@ -1,0 +1,1 @@
+"""Bundled plugin: flattened 16-bit TIFF export."""
