@@ -36,3 +36,12 @@ def _physical() -> Backend:
 
 
 register_backend("physical", _physical)
+
+
+def _diffusion() -> Backend:
+    from icportrait_studio.model.backend import DiffusionBackend
+
+    return DiffusionBackend()
+
+
+register_backend("diffusion", _diffusion)
