@@ -1,0 +1,196 @@
+"""Compositing a turned view: the layers a re-pose is made of, and rendering them at any size.
+
+The warp (``view_warp``) runs at a working size; this module applies it to the photo at its own
+size. The person layer is the photo with its colours extended past the matte edge (so no background
+halo travels with the head), the background is a plate inpainted once from the matte's surroundings,
+and the two are composited with the warped alpha. Only the warp's region of interest is recomputed:
+everything else is the photo (or the photo relit) as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from icportrait_studio.geometry.view_warp import Warp, _grid
+
+
+@dataclass
+class Layers:
+    """What the composite is made of, at the output size (computed once per photo and size)."""
+
+    foreground: np.ndarray  # HxWx3: the photo with the person's colours extended past the matte edge
+    plate: np.ndarray  # HxWx3: the photo with the person inpainted from the surroundings
+    matte: np.ndarray  # HxW
+    keep: np.ndarray  # HxW: the silhouette kept through a turn
+
+
+def push_pull(values: np.ndarray, weights: np.ndarray, levels: int = 8) -> np.ndarray:
+    """Fill where ``weights`` is 0 with a smooth membrane from the surrounding values (pyramid push-pull)."""
+    vals = [values * weights[..., None]]
+    wts = [weights.astype(np.float32)]
+    for _ in range(levels):
+        if min(wts[-1].shape) < 4:
+            break
+        vals.append(cv2.pyrDown(vals[-1]))
+        wts.append(cv2.pyrDown(wts[-1]))
+    est = vals[-1] / np.maximum(wts[-1], 1e-6)[..., None]
+    for lv in range(len(vals) - 2, -1, -1):
+        size = (wts[lv].shape[1], wts[lv].shape[0])
+        up = cv2.pyrUp(est, dstsize=size)
+        wl = np.clip(wts[lv] * 4.0, 0.0, 1.0)[..., None]
+        est = wl * (vals[lv] / np.maximum(wts[lv], 1e-6)[..., None]) + (1 - wl) * up
+    return est.astype(np.float32)
+
+
+def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_side: int = 256) -> Layers:
+    """Foreground with decontaminated edges and an inpainted background plate, at ``rgb``'s size.
+
+    Both fills run at ``work_side`` (smooth fills need no resolution) and are blended in by the matte.
+    """
+    h, w = rgb.shape[:2]
+    s = min(1.0, work_side / max(h, w))
+    size = (max(4, round(w * s)), max(4, round(h * s)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    m_small = cv2.resize(matte, size, interpolation=cv2.INTER_AREA)
+    inner = cv2.erode((m_small > 0.95).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    outer = cv2.erode((m_small < 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    fg_fill = cv2.resize(push_pull(small, inner), (w, h), interpolation=cv2.INTER_LINEAR)
+    bg_fill = cv2.resize(push_pull(small, outer), (w, h), interpolation=cv2.INTER_LINEAR)
+    t_fg = np.clip((matte - 0.6) / 0.35, 0.0, 1.0)[..., None]
+    fg = rgb * t_fg + fg_fill * (1.0 - t_fg)
+    bgw = cv2.resize(outer, (w, h), interpolation=cv2.INTER_LINEAR)
+    t_bg = np.clip(np.minimum(bgw, 1.0 - matte) * 1.5 - 0.25, 0.0, 1.0)[..., None]
+    plate = rgb * t_bg + bg_fill * (1.0 - t_bg)
+    return Layers(foreground=fg.astype(np.float32), plate=plate.astype(np.float32), matte=matte.astype(np.float32),
+                  keep=keep.astype(np.float32))
+
+
+def _roi_grid(warp: Warp, size: tuple[int, int]) -> tuple[tuple[int, int, int, int], np.ndarray, float, float]:
+    """The warp's roi at the output ``size`` (w, h) and, per output pixel in it, roi-local working coords."""
+    w, h = size
+    hh, ww = warp.shape
+    sx, sy = w / ww, h / hh
+    x0, y0, x1, y1 = warp.roi
+    box = (max(0, int(np.floor(x0 * sx))), max(0, int(np.floor(y0 * sy))),
+           min(w, int(np.ceil(x1 * sx))), min(h, int(np.ceil(y1 * sy))))
+    bx0, by0, bx1, by1 = box
+    grid = np.empty((by1 - by0, bx1 - bx0, 2), np.float32)
+    grid[..., 0] = ((np.arange(bx0, bx1, dtype=np.float32) + 0.5) / sx - 0.5 - x0)[None, :]
+    grid[..., 1] = ((np.arange(by0, by1, dtype=np.float32) + 0.5) / sy - 0.5 - y0)[:, None]
+    return box, grid, sx, sy
+
+
+def _sample(arr: np.ndarray, grid: np.ndarray, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+    return cv2.remap(arr.astype(np.float32), grid, None, interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _smooth_into(img: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """Replace ``img`` by a smooth membrane where ``deep`` → 1, pulled in from where it is 0."""
+    h, w = img.shape[:2]
+    f = 4 if min(h, w) >= 64 else 1
+    size = (max(1, w // f), max(1, h // f))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    wts = cv2.resize((deep < 0.5).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    smooth = cv2.resize(push_pull(small, wts), (w, h), interpolation=cv2.INTER_LINEAR)
+    d3 = deep[..., None]
+    return img * (1.0 - d3) + smooth * d3
+
+
+def composite(warp: Warp, layers: Layers, *, original: np.ndarray | None = None,
+              relight=None, relight_plate: bool = False, cubic: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Render the turned view at the layers' size: (image, person alpha).
+
+    ``original`` is what unmoved pixels show (the photo, or the photo relit); ``relight(crop, box)``
+    relights a crop of the foreground (and of the plate if ``relight_plate``) the same way. Only the
+    warp's roi is recomputed.
+    """
+    fg, bg, matte = layers.foreground, layers.plate, layers.matte
+    h, w = fg.shape[:2]
+    base = original if original is not None else fg * matte[..., None] + bg * (1 - matte[..., None])
+    out, alpha = base.astype(np.float32, copy=True), matte.copy()
+    if warp.identity:
+        return out, alpha
+    box, grid, sx, sy = _roi_grid(warp, (w, h))
+    bx0, by0, bx1, by1 = box
+    if bx1 <= bx0 or by1 <= by0:
+        return out, alpha
+    off = _sample(warp.offsets, grid)
+    mx = off[..., 0] * np.float32(sx) + (np.arange(bx1 - bx0, dtype=np.float32))[None, :]
+    my = off[..., 1] * np.float32(sy) + (np.arange(by1 - by0, dtype=np.float32))[:, None]
+    a = np.clip(_sample(warp.alpha, grid), 0.0, 1.0)
+    fg_c = fg[by0:by1, bx0:bx1]
+    bg_c = bg[by0:by1, bx0:bx1]
+    if relight is not None:
+        fg_c = relight(fg_c, box)
+        if relight_plate:
+            bg_c = relight(bg_c, box)
+    fgw = cv2.remap(fg_c, mx, my, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a3 = a[..., None]
+    res = bg_c * (1.0 - a3) + fgw * a3
+    if warp.deep is not None and warp.deep.max() > 0.01:
+        d = np.clip(_sample(warp.deep, grid), 0.0, 1.0)
+        res = _smooth_into(res, d)
+    # pixels that show what they showed before stay the photo's own (static edges and detail exact)
+    src_matte = layers_matte_at(warp, matte)
+    cover = warp.rendered | warp.filled
+    still = ((np.abs(warp.offsets).max(axis=2) < 1e-3) & warp.rendered) | (~cover & (src_matte < 0.01))
+    still = cv2.erode(still.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    u = np.clip(_sample(still, grid), 0.0, 1.0)
+    u3 = u[..., None]
+    out[by0:by1, bx0:bx1] = res * (1.0 - u3) + base[by0:by1, bx0:bx1] * u3
+    alpha[by0:by1, bx0:bx1] = a * (1.0 - u) + matte[by0:by1, bx0:bx1] * u
+    return out, alpha
+
+
+def layers_matte_at(warp: Warp, matte_full: np.ndarray) -> np.ndarray:
+    """The source matte over the warp's roi at the working size (from a matte of any size)."""
+    hh, ww = warp.shape
+    x0, y0, x1, y1 = warp.roi
+    if matte_full.shape[:2] != (hh, ww):
+        matte_full = cv2.resize(matte_full, (ww, hh), interpolation=cv2.INTER_AREA)
+    return matte_full[y0:y1, x0:x1]
+
+
+def sample_box(values: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """A low-resolution field (e.g. a gain map) resampled over ``box`` of an image of ``size`` (w, h)."""
+    w, h = size
+    vh, vw = values.shape[:2]
+    x0, y0, x1, y1 = box
+    grid = np.empty((y1 - y0, x1 - x0, 2), np.float32)
+    grid[..., 0] = ((np.arange(x0, x1, dtype=np.float32) + 0.5) * (vw / w) - 0.5)[None, :]
+    grid[..., 1] = ((np.arange(y0, y1, dtype=np.float32) + 0.5) * (vh / h) - 0.5)[:, None]
+    return _sample(values, grid)
+
+
+def warp_channel(warp: Warp, values: np.ndarray) -> np.ndarray:
+    """Warp a full-size per-pixel array (e.g. the file's own alpha) with the same backward map."""
+    out = values.astype(np.float32, copy=True)
+    if warp.identity:
+        return out
+    h, w = values.shape[:2]
+    box, grid, sx, sy = _roi_grid(warp, (w, h))
+    bx0, by0, bx1, by1 = box
+    if bx1 <= bx0 or by1 <= by0:
+        return out
+    off = _sample(warp.offsets, grid)
+    mx = off[..., 0] * np.float32(sx) + np.arange(bx0, bx1, dtype=np.float32)[None, :]
+    my = off[..., 1] * np.float32(sy) + np.arange(by0, by1, dtype=np.float32)[:, None]
+    out[by0:by1, bx0:bx1] = cv2.remap(values.astype(np.float32), mx, my, cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def remap_small(values: np.ndarray, warp: Warp) -> np.ndarray:
+    """Warp a low-resolution per-pixel field (e.g. a shading map) with the same turn."""
+    if warp.identity:
+        return values.copy()
+    h, w = values.shape[:2]
+    hh, ww = warp.shape
+    mp = warp.full_map()
+    if (ww, hh) != (w, h):
+        off = cv2.resize(mp - _grid(hh, ww), (w, h), interpolation=cv2.INTER_AREA) * np.float32(w / ww)
+        mp = _grid(h, w) + off
+    return cv2.remap(values, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

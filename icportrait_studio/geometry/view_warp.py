@@ -1,0 +1,516 @@
+"""Re-pose a portrait: turn the head by (yaw, pitch) by reprojecting the photo through its geometry.
+
+Every pixel of the person is lifted to 3D with the completed depth (the mesh on the face, the
+inflated surface on hair, ears, neck and shoulders) and a perspective camera, turned about the
+head's pivot by an angle scaled by its *rigidity* (1 on the head, fading to 0 down the neck, so the
+shoulders stay put) and projected back. The forward map is inverted by splatting: each source pixel
+proposes the 2×2 target pixels around where it lands, corrected to first order through the local
+Jacobian, and a z-buffer keeps the nearest. That gives a dense, sub-pixel backward map for
+``cv2.remap`` at a working size, upsampled smoothly to the output size.
+
+What the photo never saw is synthesised, never stretched:
+
+* the head keeps the *shape* of its outline (a head is close to round, so the outline barely
+  changes in a turn; it travels with the skull's centre, which swings about the pivot in front of
+  it); the strip between that outline and the turned content (the far side of the head, an ear,
+  hair beyond the frame) is filled by *reflecting* the nearest visible texture across the boundary,
+  so skin and hair keep their grain instead of being smeared into streaks; deep inside a wide hole,
+  where a mirror would copy a whole feature of the face (a second eye), a smooth fill takes over;
+* surfaces stretched too thin to show (beyond ``MAX_STRETCH``) count as unseen, pinholes and thin
+  cracks are closed by interpolating the map;
+* what the person no longer covers shows the background plate (``view_layers``).
+
+The geometry is given as plain arrays (``WarpGeometry``), which keeps this testable without
+mediapipe; ``view_setup.warp_geometry`` builds it from a ``FaceAnalysis``, and
+``view_layers.composite`` renders a warp at the photo's own size. ``forward_flow`` gives the
+reference → view correspondences, ``carry_geometry`` the geometry in the turned view (to chain turns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_fields
+
+SPLAT_TOLERANCE = 0.75  # source pixels a splat may reach (∞-norm) when it proposes a target pixel
+STATIC = 1e-3  # rigidity below this is treated as not moving at all
+
+
+@dataclass
+class WarpGeometry:
+    """Source-view geometry at one working size (all arrays HxW float32)."""
+
+    depth: np.ndarray  # toward the camera, working pixels; continuous across the silhouette
+    matte: np.ndarray  # soft person matte in [0, 1]
+    rigidity: np.ndarray  # 1 turns with the head, 0 stays (shoulders, background)
+    camera: PerspectiveCamera  # at the working size
+    pivot: tuple[float, float, float]  # (u, v, depth), working pixels
+    keep: np.ndarray | None = None  # silhouette kept through the turn; default matte × rigidity
+    occlusion_bias: float = 0.0  # depth advantage of turning parts over static ones (chin over chest)
+    face_width: float = 0.0  # working pixels; 0: a quarter of the frame's short side
+    face: np.ndarray | None = None  # float32 HxW, 1 on the face (features a mirror must not duplicate)
+    center: tuple[float, float, float] | None = None  # centre of the kept outline (u, v, depth); None: pivot
+
+    @property
+    def scale(self) -> float:
+        """The face's size, for the few lengths that are set relative to it."""
+        return self.face_width if self.face_width > 0 else 0.25 * min(self.shape)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.depth.shape[:2]  # type: ignore[return-value]
+
+    @property
+    def keep_alpha(self) -> np.ndarray:
+        return self.keep if self.keep is not None else self.matte * self.rigidity
+
+
+@dataclass
+class Warp:
+    """A backward map from the turned view to the photo, at the working size.
+
+    Only the region of interest ``roi`` (x0, y0, x1, y1) changes: the arrays cover it alone (the
+    head and where it moves to); outside it every pixel shows itself.
+    """
+
+    shape: tuple[int, int]  # (h, w) of the working frame
+    roi: tuple[int, int, int, int]
+    map: np.ndarray  # float32 hxwx2 over the roi: the source pixel (x, y) each target pixel shows (frame coords)
+    rendered: np.ndarray  # bool: target pixels the photo saw (visible source content)
+    filled: np.ndarray  # bool: target pixels synthesised from the visible side
+    alpha: np.ndarray  # float32: the person's alpha in the target view
+    zbuf: np.ndarray  # float32: nearest depth per target pixel (-inf where nothing landed)
+    forward: tuple[np.ndarray, np.ndarray, np.ndarray]  # tx, ty (frame coords), tz per source pixel of the roi
+    deep: np.ndarray | None = None  # float32: 1 deep inside a wide hole, where a smooth fill replaces the mirror
+    identity: bool = False
+    angles: tuple[float, float] = (0.0, 0.0)  # the (yaw, pitch) it turns by
+
+    @property
+    def offsets(self) -> np.ndarray:
+        x0, y0, x1, y1 = self.roi
+        return self.map - _grid(y1 - y0, x1 - x0) - np.array([x0, y0], np.float32)
+
+    def full(self, name: str, outside) -> np.ndarray:
+        """One of the roi arrays pasted into a frame-sized array filled with ``outside``."""
+        h, w = self.shape
+        arr = getattr(self, name)
+        out = np.empty((h, w, *arr.shape[2:]), arr.dtype)
+        out[...] = outside
+        x0, y0, x1, y1 = self.roi
+        out[y0:y1, x0:x1] = arr
+        return out
+
+    def person_alpha(self, matte: np.ndarray) -> np.ndarray:
+        """The person's alpha over the whole working frame (the source ``matte`` where nothing moves)."""
+        out = matte.astype(np.float32, copy=True)
+        if not self.identity:
+            x0, y0, x1, y1 = self.roi
+            out[y0:y1, x0:x1] = self.alpha
+        return out
+
+    def full_map(self) -> np.ndarray:
+        h, w = self.shape
+        mp = _grid(h, w).copy()
+        x0, y0, x1, y1 = self.roi
+        mp[y0:y1, x0:x1] = self.map
+        return mp
+
+
+_grids: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    g = _grids.get((h, w))
+    if g is None:
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        g = np.dstack([xs, ys])
+        g.setflags(write=False)
+        if len(_grids) > 16:
+            _grids.clear()
+        _grids[(h, w)] = g
+    return g
+
+
+def _crop(geom: WarpGeometry, box: tuple[int, int, int, int]) -> WarpGeometry:
+    """The geometry of a sub-rectangle, with the camera and pivot moved into its coordinates."""
+    x0, y0, x1, y1 = box
+    cam = geom.camera
+    return WarpGeometry(depth=geom.depth[y0:y1, x0:x1], matte=geom.matte[y0:y1, x0:x1],
+                        rigidity=geom.rigidity[y0:y1, x0:x1],
+                        camera=PerspectiveCamera(cam.focal, cam.cx - x0, cam.cy - y0),
+                        pivot=(geom.pivot[0] - x0, geom.pivot[1] - y0, geom.pivot[2]),
+                        keep=geom.keep_alpha[y0:y1, x0:x1], occlusion_bias=geom.occlusion_bias,
+                        face_width=geom.scale,
+                        face=None if geom.face is None else geom.face[y0:y1, x0:x1],
+                        center=None if geom.center is None else (geom.center[0] - x0, geom.center[1] - y0,
+                                                                 geom.center[2]))
+
+
+# ------------------------------------------------------------------------------------------ forward
+
+
+def forward_map(geom: WarpGeometry, yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each source pixel lands (tx, ty) and its depth there (tz); static pixels stay exactly."""
+    h, w = geom.shape
+    g = _grid(h, w)
+    u, v = g[..., 0], g[..., 1]
+    cam = geom.camera
+    depth = geom.depth
+    x, y, z = cam.unproject(u, v, depth)
+    px, py, pz = cam.unproject(np.float32(geom.pivot[0]), np.float32(geom.pivot[1]), np.float32(geom.pivot[2]))
+    rig = geom.rigidity
+    solid = bool((rig >= 1.0).all())
+    xr, yr, zr = rotate_fields(x - px, y - py, z - pz, yaw if solid else yaw * rig, pitch if solid else pitch * rig)
+    tx, ty = cam.project(xr + px, yr + py, zr + pz)
+    tz = zr + pz
+    if not solid:
+        static = rig < STATIC
+        tx = np.where(static, u, tx)
+        ty = np.where(static, v, ty)
+        tz = np.where(static, depth, tz)
+    return tx.astype(np.float32), ty.astype(np.float32), tz.astype(np.float32)
+
+
+def transform_points(geom: WarpGeometry, points: np.ndarray, yaw: float, pitch: float) -> np.ndarray:
+    """Move (N, 3) points (working pixels, z = depth) the way the warp moves the pixels under them."""
+    pts = np.asarray(points, np.float32)
+    h, w = geom.shape
+    xi = np.clip(pts[:, 0], 0, w - 1)
+    yi = np.clip(pts[:, 1], 0, h - 1)
+    rig = cv2.remap(geom.rigidity, xi[None, :], yi[None, :], cv2.INTER_LINEAR)[0]
+    cam = geom.camera
+    x, y, z = cam.unproject(pts[:, 0], pts[:, 1], pts[:, 2])
+    px, py, pz = cam.unproject(np.float32(geom.pivot[0]), np.float32(geom.pivot[1]), np.float32(geom.pivot[2]))
+    xr, yr, zr = rotate_fields(x - px, y - py, z - pz, yaw * rig, pitch * rig)
+    tx, ty = cam.project(xr + px, yr + py, zr + pz)
+    return np.stack([tx, ty, zr + pz], axis=1).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ inverse
+
+
+def _splat(tx: np.ndarray, ty: np.ndarray, tz: np.ndarray, moving: np.ndarray, static: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Invert the forward map by z-buffered 2×2 splats with a first-order (Jacobian) correction.
+
+    Returns the backward map, where it was rendered, the z-buffer and the local stretch (how many
+    target pixels one source pixel spans, the larger singular value of the Jacobian).
+    """
+    h, w = tx.shape
+    n = h * w
+    zbuf = np.full(n, -np.inf, np.float32)
+    mapx = np.zeros(n, np.float32)
+    mapy = np.zeros(n, np.float32)
+    stretch = np.ones(n, np.float32)
+    g = _grid(h, w)
+    sidx = np.flatnonzero(static)
+    zbuf[sidx] = tz.ravel()[sidx]
+    mapx[sidx] = g[..., 0].ravel()[sidx]
+    mapy[sidx] = g[..., 1].ravel()[sidx]
+
+    ys, xs = np.nonzero(moving)
+    if len(xs):
+        # Jacobian of the forward map by central differences (one-sided on the frame's edge)
+        xl, xr = np.maximum(xs - 1, 0), np.minimum(xs + 1, w - 1)
+        yu, yd = np.maximum(ys - 1, 0), np.minimum(ys + 1, h - 1)
+        dxs = np.maximum(xr - xl, 1).astype(np.float32)
+        dys = np.maximum(yd - yu, 1).astype(np.float32)
+        a = (tx[ys, xr] - tx[ys, xl]) / dxs
+        b = (tx[yd, xs] - tx[yu, xs]) / dys
+        c = (ty[ys, xr] - ty[ys, xl]) / dxs
+        d = (ty[yd, xs] - ty[yu, xs]) / dys
+        det = a * d - b * c
+        front = det > 0.02  # folded (back-facing) or crushed samples: their neighbours cover them
+        xs, ys, a, b, c, d, det = xs[front], ys[front], a[front], b[front], c[front], d[front], det[front]
+        # larger singular value of [[a, b], [c, d]]
+        q = a * a + b * b + c * c + d * d
+        sv = np.sqrt(0.5 * (q + np.sqrt(np.maximum(q * q - 4 * det * det, 0.0))))
+        qx, qy, qz = tx[ys, xs], ty[ys, xs], tz[ys, xs]
+        i00, i01, i10, i11 = d / det, -b / det, -c / det, a / det
+        fx, fy = np.floor(qx), np.floor(qy)
+        parts: list[tuple[np.ndarray, ...]] = []
+        for ox in (0.0, 1.0):
+            for oy in (0.0, 1.0):
+                cx, cy = fx + ox, fy + oy
+                ex, ey = cx - qx, cy - qy
+                dpx = i00 * ex + i01 * ey
+                dpy = i10 * ex + i11 * ey
+                ok = ((np.abs(dpx) <= SPLAT_TOLERANCE) & (np.abs(dpy) <= SPLAT_TOLERANCE)
+                      & (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1))
+                parts.append((cy[ok].astype(np.int64) * w + cx[ok].astype(np.int64), qz[ok], xs[ok] + dpx[ok],
+                              ys[ok] + dpy[ok], sv[ok]))
+        cidx, cz, sx, sy, cs = (np.concatenate(p) for p in zip(*parts, strict=True))
+        np.maximum.at(zbuf, cidx, cz)
+        win = cz >= zbuf[cidx]
+        cidx = cidx[win]
+        mapx[cidx] = np.clip(sx[win], 0, w - 1)
+        mapy[cidx] = np.clip(sy[win], 0, h - 1)
+        stretch[cidx] = cs[win]
+    rendered = np.isfinite(zbuf).reshape(h, w)
+    return (np.dstack([mapx.reshape(h, w), mapy.reshape(h, w)]), rendered, zbuf.reshape(h, w),
+            stretch.reshape(h, w))
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+
+
+def _box_fill(values: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-filtered average of ``values`` over ``weights`` (k×k); also returns the weight density."""
+    wts = weights.astype(np.float32)
+    num = cv2.blur(values * wts[..., None], (k, k), borderType=cv2.BORDER_REPLICATE)
+    den = cv2.blur(wts, (k, k), borderType=cv2.BORDER_REPLICATE)
+    return num / np.maximum(den, 1e-6)[..., None], den
+
+
+def _nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every pixel, the (y, x) of the nearest ``mask`` pixel and the distance to it (mask not empty)."""
+    dist, labels = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    gy, gx = np.nonzero(mask)  # labels number the zero pixels in raster order
+    lab = np.clip(labels - 1, 0, len(gy) - 1)
+    return gy[lab], gx[lab], dist
+
+
+def reflect_fill(values: np.ndarray, good: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``holes`` of a per-pixel field by mirroring it across the nearest ``good`` pixel.
+
+    Used on the backward map, this copies texture from the visible side at its own scale (hair stays
+    hair-sized, pores pore-sized) instead of stretching one edge pixel across the hole. Also returns
+    each pixel's distance to the visible side (deep in a wide hole a mirror would copy whole
+    features, an eye or a mouth, so the caller fades to a smooth fill there).
+    """
+    out = values.copy()
+    if not holes.any() or not good.any():
+        return out, np.zeros(good.shape, np.float32)
+    h, w = good.shape
+    ny, nx, dist = _nearest(good)
+    fy, fx = np.nonzero(holes)
+    by, bx = ny[fy, fx], nx[fy, fx]
+    ry, rx = by.copy(), bx.copy()
+    todo = np.ones(len(fy), bool)
+    for frac in (1.0, 0.6, 0.3):
+        cy = np.rint(by + (by - fy) * frac).astype(np.int64)
+        cx = np.rint(bx + (bx - fx) * frac).astype(np.int64)
+        inside = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
+        ok = todo & inside
+        ok[ok] = good[cy[ok], cx[ok]]
+        ry[ok], rx[ok] = cy[ok], cx[ok]
+        todo &= ~ok
+    out[fy, fx] = values[ry, rx]
+    return out, dist
+
+
+def extend_nearest(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values`` inside ``mask``, the nearest inside value outside it (keeps fields continuous)."""
+    if mask.all() or not mask.any():
+        return values
+    ny, nx, _ = _nearest(mask)
+    return np.where(mask, values, values[ny, nx]) if values.ndim == 2 else np.where(
+        mask[..., None], values, values[ny, nx])
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    cols = np.flatnonzero(mask.any(axis=0))
+    rows = np.flatnonzero(mask.any(axis=1))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _expand(box: tuple[int, int, int, int], m: int, w: int, h: int) -> tuple[int, int, int, int]:
+    return max(0, box[0] - m), max(0, box[1] - m), min(w, box[2] + m), min(h, box[3] + m)
+
+
+def _moved_outline(geom: WarpGeometry, yaw: float, pitch: float) -> np.ndarray:
+    """The kept silhouette in the turned view: a round head's outline does not change shape when it
+    turns, it only travels with the head's centre (which swings about the pivot in front of it)."""
+    keep = geom.keep_alpha.astype(np.float32)
+    if geom.center is None:
+        return keep
+    c = np.array(geom.center, np.float32)
+    moved = transform_points(geom, c[None, :], yaw, pitch)[0]
+    dx, dy = float(moved[0] - c[0]), float(moved[1] - c[1])
+    if abs(dx) < 1e-3 and abs(dy) < 1e-3:
+        return keep
+    h, w = keep.shape
+    shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    return cv2.warpAffine(keep, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _identity_warp(geom: WarpGeometry) -> Warp:
+    e = np.zeros((0, 0), np.float32)
+    return Warp(shape=geom.shape, roi=(0, 0, 0, 0), map=np.zeros((0, 0, 2), np.float32), rendered=e.astype(bool),
+                filled=e.astype(bool), alpha=e, zbuf=e, forward=(e, e, e), identity=True)
+
+
+REFLECT_DEPTH = 0.06  # face widths: how deep into a hole mirrored texture reaches before a smooth fill
+MAX_STRETCH = 3.5  # beyond this a surface is smeared too thin to show: it is synthesised instead
+
+
+def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
+    """The backward map, alpha and fill masks for turning the head by (yaw, pitch) degrees."""
+    h, w = geom.shape
+    domain_all = _dilate(geom.matte > 0.01, 1)
+    moving_all = domain_all & (geom.rigidity >= STATIC)
+    if (abs(yaw) < 1e-6 and abs(pitch) < 1e-6) or not moving_all.any():
+        return _identity_warp(geom)
+    box = _expand(_bbox(moving_all), 2, w, h)
+    btx, bty, btz = forward_map(_crop(geom, box), yaw, pitch)
+    bm = moving_all[box[1]:box[3], box[0]:box[2]]
+    tbox = (int(np.floor(btx[bm].min())) + box[0], int(np.floor(bty[bm].min())) + box[1],
+            int(np.ceil(btx[bm].max())) + 1 + box[0], int(np.ceil(bty[bm].max())) + 1 + box[1])
+    roi = _expand((min(box[0], tbox[0]), min(box[1], tbox[1]), max(box[2], tbox[2]), max(box[3], tbox[3])), 4, w, h)
+    x0, y0, x1, y1 = roi
+    sub = _crop(geom, roi)
+    rh, rw = y1 - y0, x1 - x0
+    g = _grid(rh, rw)
+    tx, ty, tz = g[..., 0].copy(), g[..., 1].copy(), sub.depth.astype(np.float32).copy()
+    sl = (slice(box[1] - y0, box[3] - y0), slice(box[0] - x0, box[2] - x0))
+    tx[sl], ty[sl], tz[sl] = btx + (box[0] - x0), bty + (box[1] - y0), btz
+
+    matte = sub.matte.astype(np.float32)
+    keep = _moved_outline(sub, yaw, pitch)
+    domain = domain_all[y0:y1, x0:x1]
+    moving = moving_all[y0:y1, x0:x1]
+    z_eff = tz + np.float32(geom.occlusion_bias) * sub.rigidity
+    mp, rendered, zbuf, stretch = _splat(tx, ty, z_eff, moving, domain & ~moving)
+
+    # smeared splats are dropped; pinholes and thin cracks (a surface stretched 2-4×) are closed by
+    # interpolating the map across them, wider holes are synthesised below (or left to the background)
+    rendered &= ~(stretch > MAX_STRETCH)
+    for k in (3, 5):
+        closed = cv2.morphologyEx(rendered.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)).astype(bool)
+        pin = closed & ~rendered
+        if pin.any():
+            smooth, den = _box_fill(mp - g, rendered, k)
+            pin &= den > 0.25
+            mp = np.where(pin[..., None], g + smooth, mp)
+            rendered = rendered | pin
+
+    alpha = np.where(rendered, cv2.remap(matte, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR), 0.0).astype(np.float32)
+    # crumbs: isolated splats of the matte's faint edge, scattered where the surface stretched
+    solid = cv2.morphologyEx((alpha > 0.02).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    alpha *= solid
+    # texture worth copying: inside the head, clear of the matte's mixed edge pixels
+    inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
+    need = np.maximum(alpha, keep) > 0.5
+    good = rendered & (src_ok > 0.5)
+    fill = (need & ~rendered) | ((keep > 0.5) & ~good)
+    if fill.any():
+        fill = _dilate(fill, 2) & ~good & (np.maximum(alpha, keep) > 0.01)
+        mp, dist = reflect_fill(mp, good, fill)
+        alpha = np.where(fill, np.maximum(keep, alpha), alpha).astype(np.float32)
+        # a mirror deep inside a wide hole would copy whole features (a second eye): where it would
+        # reflect the face, fade to a smooth fill; hair and skin elsewhere keep their mirrored texture
+        depth = REFLECT_DEPTH * geom.scale
+        deep = np.where(fill, _smoothstep(dist, depth, 2.0 * depth), 0.0).astype(np.float32)
+        if sub.face is not None:
+            deep *= cv2.remap(sub.face, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
+        else:
+            deep[:] = 0.0
+    else:
+        deep = np.zeros(fill.shape, np.float32)
+    rendered &= ~fill
+    cover = rendered | fill
+    if not cover.all():
+        # extend the displacement a little past the person so upsampling the map stays clean at its edge
+        off = mp - g
+        ext, den = _box_fill(off, cover, 5)
+        ring = ~cover & (den > 1e-3)
+        off = np.where(cover[..., None], off, np.where(ring[..., None], ext, 0.0))
+        mp = g + off
+    mp = (mp + np.array([x0, y0], np.float32)).astype(np.float32)
+    return Warp(shape=(h, w), roi=roi, map=mp, rendered=rendered, filled=fill, alpha=alpha, zbuf=zbuf,
+                forward=(tx + np.float32(x0), ty + np.float32(y0), tz), deep=deep, angles=(yaw, pitch))
+
+
+def carry_geometry(geom: WarpGeometry, warp: Warp) -> WarpGeometry:
+    """The geometry as it lies in the turned view, so a turn can be chained without a new analysis.
+
+    Each target pixel takes the turned depth and the rigidity of the source point it shows; the
+    pivot stays (it is the rotation's fixed point) and the matte becomes the warp's alpha.
+    """
+    if warp.identity:
+        return geom
+    x0, y0, x1, y1 = warp.roi
+    local = (warp.map - np.array([x0, y0], np.float32)).astype(np.float32)
+    tz = warp.forward[2]
+    cover = warp.rendered | warp.filled
+    d_t = cv2.remap(tz, local[..., 0], local[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # synthesised pixels show mirrored texture, not mirrored depth: continue the seen surface into them,
+    # bending down to the outline's depth (the skull's centre) at the outline, as a round head does
+    if warp.rendered.any() and warp.filled.any():
+        ny, nx, da = _nearest(warp.rendered)
+        db = cv2.distanceTransform(cover.astype(np.uint8), cv2.DIST_L2, 3)
+        t = db / np.maximum(da + db, 1e-6)
+        rim = float((geom.center or geom.pivot)[2])
+        d_t = np.where(warp.filled, d_t[ny, nx] * t + rim * (1.0 - t), d_t)
+    d_t = extend_nearest(d_t, cover) if cover.any() else d_t
+    r_src = geom.rigidity[y0:y1, x0:x1]
+    r_t = cv2.remap(r_src, local[..., 0], local[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    depth = geom.depth.copy()
+    depth[y0:y1, x0:x1] = d_t
+    rigidity = geom.rigidity.copy()
+    rigidity[y0:y1, x0:x1] = np.where(cover, r_t, r_src)
+    matte = warp.person_alpha(geom.matte)
+    keep = matte * _smoothstep(rigidity, 0.6, 0.95) if geom.keep is not None else None
+    face = None
+    if geom.face is not None:
+        face = geom.face.copy()
+        f_t = cv2.remap(geom.face[y0:y1, x0:x1], local[..., 0], local[..., 1], cv2.INTER_LINEAR)
+        face[y0:y1, x0:x1] = np.where(cover, f_t, 0.0)
+    center = None
+    if geom.center is not None:
+        moved = transform_points(geom, np.array([geom.center], np.float32), *warp.angles)[0]
+        center = (float(moved[0]), float(moved[1]), float(moved[2]))
+    return WarpGeometry(depth=depth, matte=matte, rigidity=rigidity, camera=geom.camera, pivot=geom.pivot,
+                        keep=keep, occlusion_bias=geom.occlusion_bias, face_width=geom.face_width, face=face,
+                        center=center)
+
+
+def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+# ------------------------------------------------------------------------------------------ flow
+
+
+def forward_flow(geom: WarpGeometry, warp: Warp, *, depth_tolerance: float = 1.5) -> np.ndarray:
+    """Reference → target pixel offsets (HxWx2 float32) at the working size; NaN where not visible.
+
+    A person pixel is visible when its depth reaches the target's z-buffer where it lands (and that
+    target pixel shows photo content, not a fill); a background pixel stays put unless the person
+    now covers it.
+    """
+    h, w = geom.shape
+    flow = np.zeros((h, w, 2), np.float32)
+    if warp.identity:
+        return flow
+    x0, y0, x1, y1 = warp.roi
+    rh, rw = y1 - y0, x1 - x0
+    g = _grid(rh, rw)
+    tx, ty, tz = warp.forward
+    lx, ly = tx - x0, ty - y0
+    rig = geom.rigidity[y0:y1, x0:x1]
+    z_eff = tz + np.float32(geom.occlusion_bias) * rig
+    f = np.dstack([lx - g[..., 0], ly - g[..., 1]]).astype(np.float32)
+    rx = np.clip(np.rint(lx), 0, rw - 1).astype(np.int64)
+    ry = np.clip(np.rint(ly), 0, rh - 1).astype(np.int64)
+    inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
+    inside &= (lx >= -0.5) & (lx <= rw - 0.5) & (ly >= -0.5) & (ly <= rh - 0.5)
+    gzy, gzx = np.gradient(tz)
+    tol = depth_tolerance + 1.5 * (np.abs(gzx) + np.abs(gzy))
+    (txy, txx), (tyy, tyx) = np.gradient(lx), np.gradient(ly)
+    facing = txx * tyy - txy * tyx > 0.02  # turned away (or crushed edge-on): hidden whatever the depth
+    person_ok = facing & warp.rendered[ry, rx] & (z_eff >= warp.zbuf[ry, rx] - tol)
+    is_person = _dilate(geom.matte > 0.01, 1)[y0:y1, x0:x1]
+    visible = np.where(is_person, inside & person_ok, ~(warp.alpha > 0.5))
+    f = np.where(is_person[..., None], f, 0.0)
+    f[~visible] = np.nan
+    flow[y0:y1, x0:x1] = f
+    return flow

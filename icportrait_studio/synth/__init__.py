@@ -1,0 +1,1 @@
+"""Synthesised view-consistent training pairs (see ``icportrait_studio.synth.dataset``)."""

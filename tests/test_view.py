@@ -1,0 +1,245 @@
+"""Re-posing: the warp against an analytic sphere, identity at yaw 0, hole filling, flows, the CLI, synth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_rig, rotation
+from icportrait_studio.geometry.view_layers import composite, make_layers
+from icportrait_studio.geometry.view_warp import (
+    WarpGeometry,
+    backward_warp,
+    carry_geometry,
+    extend_nearest,
+    forward_flow,
+)
+
+SIZE, RADIUS = 128, 44.0
+CENTER = (SIZE - 1) / 2.0
+BG = 0.1
+WAVES = np.array([[0.31, 0.12, 0.05], [-0.08, 0.27, 0.14], [0.2, -0.22, 0.1]], np.float32)
+
+
+def _texture(q: np.ndarray) -> np.ndarray:
+    """A colour pattern fixed to the sphere's surface (q: ...x3 points in the sphere's own frame)."""
+    return (0.5 + 0.25 * np.sin(q @ WAVES.T)).astype(np.float32)
+
+
+def _render(yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sphere turned by (yaw, pitch), seen orthographically: image, matte, depth, source-visibility."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    x, y = xs - CENTER, CENTER - ys
+    r2 = x * x + y * y
+    inside = r2 < RADIUS ** 2
+    z = np.sqrt(np.maximum(RADIUS ** 2 - r2, 0.0))
+    p = np.dstack([x, y, z])
+    q = p @ rotation(yaw, pitch).astype(np.float32)  # R^T p, row-vector form
+    matte = np.clip(RADIUS - np.sqrt(r2) + 0.5, 0.0, 1.0).astype(np.float32)
+    img = _texture(q) * matte[..., None] + BG * (1 - matte[..., None])
+    return img.astype(np.float32), matte, np.where(inside, z, 0.0).astype(np.float32), q[..., 2]
+
+
+def _sphere_geometry() -> tuple[WarpGeometry, np.ndarray]:
+    img, matte, depth, _ = _render(0, 0)
+    depth = extend_nearest(depth, matte > 0.5)
+    geom = WarpGeometry(depth=depth, matte=matte, rigidity=np.ones_like(matte),
+                        camera=PerspectiveCamera(1e6, CENTER, CENTER), pivot=(CENTER, CENTER, 0.0),
+                        keep=matte, face_width=2 * RADIUS)
+    return geom, img
+
+
+def _repose(geom: WarpGeometry, img: np.ndarray, yaw: float, pitch: float):
+    warp = backward_warp(geom, yaw, pitch)
+    layers = make_layers(img, geom.matte, geom.keep_alpha)
+    out, alpha = composite(warp, layers, original=img, cubic=False)
+    return warp, out, alpha
+
+
+def _disk(margin: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    return (xs - CENTER) ** 2 + (ys - CENTER) ** 2 < (RADIUS - margin) ** 2
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (-30, 0), (0, 20), (0, -20), (20, 15)])
+def test_sphere_matches_analytic_rotation(yaw: float, pitch: float) -> None:
+    geom, img = _sphere_geometry()
+    warp, out, alpha = _repose(geom, img, yaw, pitch)
+    truth, _, _, src_z = _render(yaw, pitch)
+    seen = _disk(3) & (src_z > 0.3 * RADIUS) & ~warp.full("filled", False)
+    err = np.abs(out - truth).mean(axis=2)[seen]
+    assert seen.sum() > 0.5 * _disk(3).sum()
+    assert err.mean() < 0.02, err.mean()
+    assert np.percentile(err, 95) < 0.06
+    # the silhouette of a sphere does not change: the alpha matches the analytic matte
+    assert np.abs(alpha - geom.matte).mean() < 0.01
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(35, 0), (0, -25)])
+def test_disoccluded_region_is_filled_with_texture(yaw: float, pitch: float) -> None:
+    geom, img = _sphere_geometry()
+    warp, out, alpha = _repose(geom, img, yaw, pitch)
+    _, _, _, src_z = _render(yaw, pitch)
+    lune = _disk(2) & (src_z < 0)  # what the photo never saw
+    assert lune.sum() > 50
+    assert np.isfinite(out).all() and np.isfinite(alpha).all()
+    assert (alpha[_disk(2)] > 0.99).all()  # no holes: the person covers all of the disk
+    assert warp.full("filled", False)[lune].mean() > 0.95
+    assert np.abs(out[lune] - BG).mean() > 0.2  # filled from the sphere, not the background
+    # texture, not a smear: the fill varies about as much as the visible surface next to it
+    near = _disk(2) & ~lune & (src_z < 0.5 * RADIUS)
+    assert out[lune].std(axis=0).mean() > 0.3 * out[near].std(axis=0).mean()
+
+
+def test_yaw_zero_is_the_identity() -> None:
+    geom, img = _sphere_geometry()
+    warp, out, alpha = _repose(geom, img, 0.0, 0.0)
+    assert warp.identity
+    assert np.array_equal(out, img)
+    assert np.array_equal(alpha, geom.matte)
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (0, -20)])
+def test_turn_and_back_returns_to_the_input(yaw: float, pitch: float) -> None:
+    geom, img = _sphere_geometry()
+    warp, there, _ = _repose(geom, img, yaw, pitch)
+    geom2 = carry_geometry(geom, warp)
+    _, back, alpha = _repose(geom2, there, -yaw, -pitch)
+    # what stayed in view both ways comes back (the far limb was hidden in between: synthesised)
+    _, _, _, z_there = _render(-yaw, -pitch)  # z of the intermediate view's point at each input pixel
+    both = _disk(3) & (z_there > 0.3 * RADIUS)
+    assert np.abs(back - img).mean(axis=2)[both].mean() < 0.03
+    assert np.abs(alpha - geom.matte).mean() < 0.01
+
+
+def test_small_turn_keeps_detail() -> None:
+    geom, img = _sphere_geometry()
+    _, out, _ = _repose(geom, img, 1.0, 0.0)
+    truth, _, _, _ = _render(1.0, 0.0)
+    inner = _disk(3)
+    assert np.abs(out - truth).mean(axis=2)[inner].mean() < 0.01
+
+
+def test_forward_flow_matches_the_rotation_and_marks_hidden_points() -> None:
+    geom, _ = _sphere_geometry()
+    yaw = 30.0
+    warp = backward_warp(geom, yaw, 0.0)
+    flow = forward_flow(geom, warp)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    p = np.dstack([xs - CENTER, CENTER - ys, geom.depth])
+    moved = p @ rotation(yaw, 0).T.astype(np.float32)
+    expect = np.dstack([moved[..., 0] + CENTER - xs, CENTER - moved[..., 1] - ys])
+    front = _disk(3) & (moved[..., 2] > 0.3 * RADIUS)
+    ok = np.isfinite(flow[..., 0]) & front
+    assert ok.sum() > 0.95 * front.sum()
+    assert np.abs(flow[ok] - expect[ok]).max() < 0.75
+    hidden = _disk(1) & (moved[..., 2] < -0.1 * RADIUS)  # turned to the back
+    assert hidden.any() and np.isnan(flow[hidden][:, 0]).all()
+    background = ~_disk(-2) & (np.abs(xs - CENTER) > RADIUS + 4)
+    assert np.all(flow[background] == 0.0)
+
+
+def test_rotate_rig_turns_lights_with_the_head() -> None:
+    from icportrait_studio.core.lights import Light, LightRig
+
+    rig = LightRig(lights=(Light(azimuth=0, elevation=0), Light(azimuth=-40, elevation=20)))
+    turned = rotate_rig(rig, rotation(30, 0))
+    assert turned.lights[0].azimuth == pytest.approx(30.0, abs=1e-6)
+    assert turned.lights[1].elevation == pytest.approx(20.0, abs=1e-6)
+    back = rotate_rig(turned, rotation(30, 0).T)
+    assert back.lights[1].azimuth == pytest.approx(-40.0, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- the backend on a real photo
+
+
+def test_backend_view_identity_is_bit_exact(sample_rgb, sample_analysis) -> None:
+    from icportrait_studio.core.lights import Light, LightRig
+    from icportrait_studio.core.request import EditRequest
+    from icportrait_studio.core.view import ViewPose
+    from icportrait_studio.pipeline.base import SourceImage
+    from icportrait_studio.pipeline.physical import PhysicalBackend
+
+    be = PhysicalBackend(identity_check=False)
+    src = SourceImage("s", sample_rgb)
+    rig = LightRig(lights=(Light(azimuth=40, elevation=10),))
+    plain = be.run(EditRequest("s", rig), src)
+    same = be.run(EditRequest("s", rig, view=ViewPose(0.0, 0.0, "head")), src)
+    assert np.array_equal(plain.image, same.image)
+    keep = be.run(EditRequest("s", LightRig(keep_original=1.0), view=ViewPose(25, -10)), src)
+    assert keep.info["view"]["yaw"] == 25 and 0 <= keep.info["view"]["filled_fraction"] < 0.3
+    assert np.isfinite(keep.image).all() and keep.image.shape == sample_rgb.shape
+    # far from the head nothing moves
+    assert np.array_equal(keep.image[-40:, :], sample_rgb[-40:, :])
+    cam = be.run(EditRequest("s", rig, view=ViewPose(30, 0, "camera"), quality="preview"), src)
+    head = be.run(EditRequest("s", rig, view=ViewPose(30, 0, "head"), quality="preview"), src)
+    assert np.abs(cam.image - head.image).mean() > 1e-3  # the anchor changes the light on the face
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_rejects_out_of_range_angles(tmp_path: Path, sample_path: Path, capsys) -> None:
+    from icportrait_studio.cli import main
+
+    for args in (["--yaw", "60"], ["--pitch", "-40"], ["--yaw", "nan"]):
+        code = main(["view", str(sample_path), "-o", str(tmp_path / "o.png"), *args])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "error" in err and ("yaw" in err or "pitch" in err) and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["view", str(sample_path), "-o", str(tmp_path / "o.png"), "--lights-follow", "sideways"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_cli_view_writes_image_and_report(tmp_path: Path, sample_path: Path, capsys) -> None:
+    from icportrait_studio.cli import main
+
+    out, report = tmp_path / "turned.png", tmp_path / "r.json"
+    code = main(["view", str(sample_path), "-o", str(out), "--yaw", "20", "--pitch", "-5", "--report", str(report)])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists()
+    data = json.loads(report.read_text())
+    assert data["status"] == "ok" and data["view"]["yaw"] == 20.0
+    assert data["identity_distance"] is not None and data["identity_distance"] < 0.5
+    assert "identity distance" in printed
+
+
+@pytest.mark.slow
+def test_synth_flows_map_reference_landmarks_onto_the_target(tmp_path: Path, sample_path: Path) -> None:
+    from icportrait_studio.cli import main
+    from icportrait_studio.geometry.analysis import analyze
+    from icportrait_studio.geometry.topology import face_topology
+    from icportrait_studio.imaging.io import load_image
+
+    ds = tmp_path / "ds"
+    code = main(["synth", str(sample_path), "-o", str(ds), "--yaw=-20,20", "--pitch", "0", "--rigs", "original,loop",
+                 "--size", "384", "--no-identity", "-q"])
+    assert code == 0
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert manifest["format"] == "icportrait-view-pairs" and len(manifest["samples"]) == 4
+    oval = set(face_topology().face_oval)
+    inner = [i for i in range(478) if i not in oval]
+    for sample in manifest["samples"]:
+        assert set(sample) >= {"reference", "target", "flow", "mask", "yaw", "pitch", "rig"}
+        assert all((ds / sample[k]).exists() for k in ("reference", "target", "flow", "mask"))
+    sample = next(s for s in manifest["samples"] if s["yaw"] == 20 and s["rig_name"] == "original")
+    flow = np.load(ds / sample["flow"]).astype(np.float32)
+    ref = load_image(ds / sample["reference"]).rgb
+    assert flow.shape == (*ref.shape[:2], 2)
+    assert 0 < np.isnan(flow[..., 0]).mean() < 0.2
+    lm_ref = analyze(ref).landmarks
+    lm_tgt = analyze(load_image(ds / sample["target"]).rgb).landmarks
+    xy = np.rint(lm_ref[inner, :2]).astype(int)
+    moved = lm_ref[inner, :2] + flow[xy[:, 1], xy[:, 0]]
+    ok = np.isfinite(moved[:, 0])
+    assert ok.mean() > 0.8
+    iod = np.linalg.norm(lm_ref[468, :2] - lm_ref[473, :2])
+    err = np.linalg.norm(moved[ok] - lm_tgt[inner][ok, :2], axis=1) / iod
+    still = np.linalg.norm(lm_ref[inner][ok, :2] - lm_tgt[inner][ok, :2], axis=1) / iod
+    assert err.mean() < 0.05 and err.mean() < 0.5 * still.mean()
