@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -98,11 +98,6 @@ class DocState:
 
     def layer(self, kind: str) -> LayerState | None:
         return next((s for s in self.layers if s.kind == kind), None)
-
-    def same_layout(self, other: DocState) -> bool:
-        """Equal apart from pixels: same layers with the same names, visibility and opacity."""
-        strip = lambda st: tuple((s.uid, s.name, s.kind, s.visible, s.opacity) for s in st.layers)  # noqa: E731
-        return strip(self) == strip(other)
 
 
 @dataclass
@@ -241,10 +236,6 @@ class Document:
             else:
                 out = out + (px - out) * weight
         return out if out is not None else np.zeros_like(self.base)
-
-    def replace_state(self, **changes: object) -> Document:
-        """A shallow copy with some fields changed (the layer list is copied, layers are shared)."""
-        return replace(self, layers=list(self.layers), **changes)  # type: ignore[arg-type]
 
 
 def _fit(a: np.ndarray, w: int, h: int) -> np.ndarray:

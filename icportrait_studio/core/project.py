@@ -33,7 +33,6 @@ from icportrait_studio.core.document import LAYER_KINDS, Document, Layer
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.core.view import ViewPose
 from icportrait_studio.errors import InputError
-from icportrait_studio.imaging.atomic import atomic_write
 
 FORMAT = "icps"
 VERSION = 1
@@ -74,7 +73,7 @@ class HistoryEntry:
     layers: tuple[LayerProps, ...] | None = None  # None: the layer stack is not recorded for this entry
 
     def to_dict(self) -> dict:
-        d: dict = {"description": self.description, "rig": self.rig.to_dict(), "view": self.view.to_dict()}
+        d: dict = {"description": self.description, "rig": rig_to_dict(self.rig), "view": self.view.to_dict()}
         if self.layers is not None:
             d["layers"] = [p.to_dict() for p in self.layers]
         return d
@@ -117,6 +116,15 @@ class ProjectHistory:
         return [e.description for e in self.entries]
 
 
+def rig_to_dict(rig: LightRig) -> dict:
+    """``LightRig.to_dict`` with colours as float triples: hex would round them to 8 bits, and a project
+    must give back exactly the rig it saved (``LightRig.from_dict`` reads both forms)."""
+    d = rig.to_dict()
+    d["lights"] = [{**ld, "color": [float(c) for c in light.color]} for ld, light in zip(d["lights"], rig.lights,
+                                                                                          strict=True)]
+    return d
+
+
 # ---------------------------------------------------------------------------------------------------
 # Saving
 
@@ -157,7 +165,7 @@ def save_project(doc: Document, path: str | os.PathLike[str],
             "backend": doc.backend,
             "warnings": list(doc.warnings),
         },
-        "rig": doc.rig.to_dict(),
+        "rig": rig_to_dict(doc.rig),
         "view": doc.view.to_dict(),
         "original": "original.png",
         "icc": "original.icc" if doc.icc_profile else None,
@@ -168,6 +176,10 @@ def save_project(doc: Document, path: str | os.PathLike[str],
         "analysis_info": doc.analysis_info,
     }
     members["manifest.json"] = json.dumps(manifest, indent=2, default=_json_default).encode("utf-8")
+
+    # Imported here: the imaging package pulls in OpenCV and the decoders, which the app's start-up
+    # (it needs this module for config_dir and the history types) should not pay for.
+    from icportrait_studio.imaging.atomic import atomic_write
 
     def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w") as zf:
@@ -272,9 +284,9 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
     if not isinstance(version, int) or version < 1:
         raise InputError(f"{where}: the manifest has no valid format version")
     if version > VERSION:
-        app = manifest.get("app_version", "a newer version")
-        raise InputError(f"{where}: it was saved by IC-Portrait Studio {app} (project format {version}); "
-                         f"this version reads format {VERSION} or older. Update the app to open it.")
+        app = manifest.get("app_version", "?")
+        raise InputError(f"{where}: it was saved by a newer IC-Portrait Studio ({app}, project format {version}); "
+                         f"this version reads format {VERSION}. Update the app to open it.")
 
     def member(name: str | None) -> bytes:
         if not name or name not in names:

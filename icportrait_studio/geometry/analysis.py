@@ -105,10 +105,11 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis
     """Analyse a linear-RGB float32 photo. Never raises for content problems: it warns instead."""
     t0 = time.perf_counter()
     h, w = rgb_linear.shape[:2]
-    geo_lin, _ = _resize_to(rgb_linear, geo_side)
+    # one pass over a big photo: the detection copy is made from it, the geometry copy from that
+    det_lin, det_scale = _resize_to(rgb_linear, DETECT_SIDE)
+    geo_lin, _ = _resize_to(det_lin, geo_side) if geo_side < DETECT_SIDE else _resize_to(rgb_linear, geo_side)
     gh, gw = geo_lin.shape[:2]
     scale = gw / w
-    det_lin, det_scale = _resize_to(rgb_linear, DETECT_SIDE)
     det8 = encode_from_linear(det_lin, 8)
     timings: dict[str, float] = {"prepare": time.perf_counter() - t0}
 

@@ -21,21 +21,32 @@ class SurfaceMaps:
     person: np.ndarray  # bool HxW
 
 
-def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+LARGE_SIGMA = 6.0  # above this, blur at a reduced size: the result is smooth anyway, and 10-50x cheaper
+
+
+def smooth_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; wide kernels run on a downscaled copy (a wide Gaussian has no fine detail to lose)."""
     if sigma <= 0.3:
         return a
-    return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    h, w = a.shape[:2]
+    factor = int(sigma // (LARGE_SIGMA / 2))
+    if sigma <= LARGE_SIGMA or factor < 2 or min(h, w) < 4 * factor:
+        return cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    small = cv2.resize(a, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    s = sigma / factor
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=s, sigmaY=s, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def normalized_blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted average of ``values`` where ``weights`` > 0 (fills gaps smoothly)."""
     w = weights.astype(np.float32)
     if values.ndim == 3:
-        num = _blur(values * w[..., None], sigma)
-        den = _blur(w, sigma)[..., None]
+        num = smooth_blur(values * w[..., None], sigma)
+        den = smooth_blur(w, sigma)[..., None]
     else:
-        num = _blur(values * w, sigma)
-        den = _blur(w, sigma)
+        num = smooth_blur(values * w, sigma)
+        den = smooth_blur(w, sigma)
     return num / np.maximum(den, 1e-6)
 
 
@@ -70,9 +81,9 @@ def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarra
     else:
         offset = np.zeros_like(h_inf)
     depth = np.where(face, face_depth, h_inf + offset).astype(np.float32)
-    depth = np.where(body, _blur(depth, 0.04 * face_width + 1.0), depth)
+    depth = np.where(body, smooth_blur(depth, 0.04 * face_width + 1.0), depth)
 
-    n_body = normals_from_depth(_blur(depth, 0.03 * face_width + 1.0))
+    n_body = normals_from_depth(smooth_blur(depth, 0.03 * face_width + 1.0))
     normals = np.where(face[..., None], face_normals, n_body)
     if face.any():
         # cross-fade the two normal fields over a band around the face border
@@ -80,7 +91,7 @@ def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarra
         inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
         outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
         near = np.minimum(inside, outside) < band
-        smooth = _blur(normals, band * 0.5)
+        smooth = smooth_blur(normals, band * 0.5)
         t = np.clip(np.where(face, inside, outside) / band, 0.0, 1.0)[..., None]
         normals = np.where(near[..., None], t * normals + (1 - t) * smooth, normals)
     normals = np.where(person[..., None], normals, np.array([0, 0, 1], np.float32))

@@ -20,7 +20,7 @@ import numpy as np
 
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.geometry.analysis import FaceAnalysis
-from icportrait_studio.geometry.completion import normalized_blur
+from icportrait_studio.geometry.completion import normalized_blur, smooth_blur
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import face_topology
 from icportrait_studio.lighting.estimate import LUMA, SourceLight, estimate_source_light
@@ -123,7 +123,7 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
     fill = normalized_blur(albedo, weight, sigma=0.12 * fw)
     typical = np.array([np.median(albedo[..., c][weight > 0.5]) if (weight > 0.5).any() else float(lum.mean())
                         for c in range(3)], np.float32)
-    coverage = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), 0.12 * fw)
+    coverage = smooth_blur(weight.astype(np.float32), 0.12 * fw)
     fill = np.where((coverage > 0.02)[..., None], fill, typical)
     return RelightContext(geometry=geometry, source=source, source_shading=src_u.astype(np.float32),
                           reliability=reliability.astype(np.float32), albedo_fill=fill.astype(np.float32),
@@ -189,44 +189,53 @@ def gain_maps(ctx: RelightContext, rig: LightRig, *, shadows: bool = True) -> tu
     return gain, bias, diffuse / np.float32(ctx.reference)
 
 
-def _full_res_matte(matte: np.ndarray, size: tuple[int, int], cache: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """(m, 1 − m) at the output size, the matte's soft edge tightened.
+def _edge_matte(matte: np.ndarray, cache: dict | None) -> np.ndarray:
+    """The person matte with its soft edge tightened (cached per matte).
 
     Edge pixels mix hair and background; relighting them at the soft matte's weight brightens the
     background's share and draws a halo around the head. Tightening the ramp (a smoothstep over
     MATTE_EDGE) relights only pixels that are mostly person; the faint tail counts as background.
     """
-    key = ("matte", size, id(matte))
+    key = ("edge-matte", id(matte))
     if cache is not None and key in cache:
         return cache[key]
-    m = _resize(matte.astype(np.float32), size, cv2.INTER_LINEAR)
     lo, hi = MATTE_EDGE
-    m = np.clip((m - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
-    m = m * m * (3.0 - 2.0 * m)
-    pair = (m.astype(np.float32), (1.0 - m).astype(np.float32))
+    m = np.clip((matte.astype(np.float32) - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+    m = (m * m * (3.0 - 2.0 * m)).astype(np.float32)
     if cache is not None:
-        for k in [k for k in cache if isinstance(k, tuple) and k[0] == "matte"][:-1]:
-            del cache[k]  # keep at most two output sizes (preview and full)
-        cache[key] = pair
-    return pair
+        cache[key] = m
+    return m
+
+
+def upsample(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of a smooth low-resolution map to ``size`` (w, h)."""
+    if (a.shape[1], a.shape[0]) == size:
+        return a
+    return cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
 
 
 def apply_gain(rgb_linear: np.ndarray, gain: np.ndarray, bias: np.ndarray, matte: np.ndarray | None,
                cache: dict | None = None) -> np.ndarray:
     """Apply low-res G and B to a photo of any size; outside ``matte`` (if given) the photo is kept.
 
-    OpenCV's element-wise kernels are threaded and fused per call: a 1024² compose is three passes,
-    about three times faster than the numpy expression it replaces.
+    The matte is folded into G and B at the matte's own resolution (it is no sharper than that), so
+    the full-resolution work is two upsamplings and one fused multiply-add in OpenCV's threaded
+    kernels: background pixels get G = 1 and B = 0 exactly, i.e. they come out as the photo.
     """
     h, w = rgb_linear.shape[:2]
     rgb = np.ascontiguousarray(rgb_linear, dtype=np.float32)
-    g = _resize(gain, (w, h), cv2.INTER_LINEAR)
-    b = _resize(bias, (w, h), cv2.INTER_LINEAR)
-    out = cv2.multiply(rgb, g)
-    cv2.add(out, b, dst=out)
     if matte is not None:
-        m, inv = _full_res_matte(matte, (w, h), cache)
-        out = cv2.blendLinear(out, rgb, m, inv)
+        m = _edge_matte(matte, cache)
+        msize = (m.shape[1], m.shape[0])
+        if msize[0] > w:  # a preview smaller than the matte: fold in at the output size instead
+            m, msize = _resize(m, (w, h), cv2.INTER_AREA), (w, h)
+        g = _resize(gain, msize, cv2.INTER_LINEAR) - 1.0
+        g *= m[..., None]
+        g += 1.0
+        b = _resize(bias, msize, cv2.INTER_LINEAR) * m[..., None]
+        gain, bias = g, b
+    out = cv2.multiply(rgb, upsample(gain, (w, h)))
+    cv2.add(out, upsample(bias, (w, h)), dst=out)
     return out
 
 

@@ -46,6 +46,7 @@ from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressF
 
 SHADING_SIDE = {"preview": 192, "full": 320}
 VIEW_SIDE = {"preview": 256, "full": None}  # warp working size (None: the analysis' geometry size)
+PREPARE_MAX_SIDE = 1024
 CACHE_IMAGES = 4
 
 
@@ -121,7 +122,8 @@ class PhysicalBackend:
             if ctx is not None:
                 self._contexts.move_to_end(key)
                 return ctx
-        ctx = prepare(source.rgb, analysis, side=side)
+        # prepare() works at a few hundred pixels: hand it a ≤1024 px copy, not a 16 MP photo
+        ctx = prepare(self._sized(source, PREPARE_MAX_SIDE)[0], analysis, side=side)
         with self._lock:
             self._put(self._contexts, key, ctx, CACHE_IMAGES * 2)
         return ctx
