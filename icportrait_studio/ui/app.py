@@ -21,28 +21,6 @@ from icportrait_studio.core.presets import resources_dir
 log = logging.getLogger("icportrait.ui")
 
 
-def pin_singletons() -> None:
-    """Work around a shiboken6 6.12 reference-count bug on CPython < 3.12.
-
-    Every Qt call that returns void, and every signal emitted with a bool, drops one reference to
-    None / True / False that it never took (the binding assumes 3.12's immortal objects). On 3.11 the
-    count reaches zero after a few thousand calls and the interpreter aborts ("none_dealloc"), so a
-    session would crash within minutes. Giving the three singletons an unreachable count makes them
-    effectively immortal, which is what 3.12 does anyway. Idempotent; a no-op on 3.12+.
-    """
-    if sys.version_info >= (3, 12):
-        return
-    import ctypes
-
-    for obj in (None, True, False):
-        refcount = ctypes.c_ssize_t.from_address(id(obj))  # ob_refcnt is PyObject's first field
-        if refcount.value < 1 << 40:
-            refcount.value += 1 << 40
-
-
-pin_singletons()
-
-
 def _seconds_since_process_start() -> float:
     """How long ago this process was created (interpreter start-up included), to about 10 ms.
 

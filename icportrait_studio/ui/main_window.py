@@ -37,7 +37,6 @@ from icportrait_studio.ui.actions import (
     create_actions,
     strip_state,
 )
-from icportrait_studio.ui.app import pin_singletons
 from icportrait_studio.ui.canvas import Canvas, DocumentDisplay
 from icportrait_studio.ui.jobs_bridge import (
     AnalysisOutcome,
@@ -61,8 +60,6 @@ from icportrait_studio.ui.panels import (
 )
 from icportrait_studio.ui.settings import Settings
 from icportrait_studio.ui.view_sphere import ViewSpherePanel
-
-pin_singletons()  # before any widget exists: see its docstring (shiboken6 6.12 on Python 3.11)
 
 APP_NAME = "IC-Portrait Studio"
 VIEW_NOTE = ("The view is recorded with every render request, but the physical backend does not change the head "
