@@ -355,9 +355,12 @@ class LightRigGizmo(QWidget):
     def _shading_image(self, size: int) -> QImage:
         """The per-pixel shading of the drawn rig, scaled to ``size``; cached until the rig or size changes."""
         rig = self._effective_rig()
-        key = (rig, size)
+        # while a handle is dragged the sphere is re-shaded on every mouse move, on the GUI thread that
+        # also repaints the canvas: shade at half resolution then, and at full quality once released
+        res = SHADING_RES // 2 if self._dragging else SHADING_RES
+        key = (rig, size, res)
         if self._shading is None or self._shading_key != key:
-            small = rgba_to_qimage(shade_sphere(rig))
+            small = rgba_to_qimage(shade_sphere(rig, res))
             self._shading = small.scaled(size, size, Qt.AspectRatioMode.IgnoreAspectRatio,
                                          Qt.TransformationMode.SmoothTransformation)
             self._shading_key = key
