@@ -214,28 +214,49 @@ def upsample(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
 
 
+def _blend_weights(m: np.ndarray, size: tuple[int, int], cache: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """(m, 1 − m) at the output size, cached for the sizes a document is shown at (preview, full)."""
+    key = ("blend", size, id(m))
+    if cache is not None and key in cache:
+        return cache[key]
+    mm = _resize(m, size, cv2.INTER_LINEAR)
+    pair = (mm, (1.0 - mm).astype(np.float32))
+    if cache is not None:
+        for k in [k for k in cache if isinstance(k, tuple) and k[0] == "blend"][:-1]:
+            del cache[k]  # keep the two latest output sizes
+        cache[key] = pair
+    return pair
+
+
 def apply_gain(rgb_linear: np.ndarray, gain: np.ndarray, bias: np.ndarray, matte: np.ndarray | None,
                cache: dict | None = None) -> np.ndarray:
     """Apply low-res G and B to a photo of any size; outside ``matte`` (if given) the photo is kept.
 
-    The matte is folded into G and B at the matte's own resolution (it is no sharper than that), so
-    the full-resolution work is two upsamplings and one fused multiply-add in OpenCV's threaded
-    kernels: background pixels get G = 1 and B = 0 exactly, i.e. they come out as the photo.
+    All full-resolution work runs in OpenCV's threaded element-wise kernels. Up to a few times the
+    matte's size the relit photo is blended with the original through cached per-size matte weights;
+    for very large photos the matte is folded into G and B at its own resolution instead (it is no
+    sharper than that), leaving one upsampling pair and one multiply-add at full size. Either way
+    background pixels come out exactly as the photo.
     """
     h, w = rgb_linear.shape[:2]
     rgb = np.ascontiguousarray(rgb_linear, dtype=np.float32)
-    if matte is not None:
-        m = _edge_matte(matte, cache)
-        msize = (m.shape[1], m.shape[0])
-        if msize[0] > w:  # a preview smaller than the matte: fold in at the output size instead
-            m, msize = _resize(m, (w, h), cv2.INTER_AREA), (w, h)
-        g = _resize(gain, msize, cv2.INTER_LINEAR) - 1.0
-        g *= m[..., None]
-        g += 1.0
-        b = _resize(bias, msize, cv2.INTER_LINEAR) * m[..., None]
-        gain, bias = g, b
-    out = cv2.multiply(rgb, upsample(gain, (w, h)))
-    cv2.add(out, upsample(bias, (w, h)), dst=out)
+    if matte is None:
+        out = cv2.multiply(rgb, upsample(gain, (w, h)))
+        cv2.add(out, upsample(bias, (w, h)), dst=out)
+        return out
+    m = _edge_matte(matte, cache)
+    if w * h <= 4 * m.shape[0] * m.shape[1]:
+        weight, inverse = _blend_weights(m, (w, h), cache)
+        relit = cv2.multiply(rgb, upsample(gain, (w, h)))
+        cv2.add(relit, upsample(bias, (w, h)), dst=relit)
+        return cv2.blendLinear(relit, rgb, weight, inverse)
+    msize = (m.shape[1], m.shape[0])
+    g = _resize(gain, msize, cv2.INTER_LINEAR) - 1.0
+    g *= m[..., None]
+    g += 1.0
+    b = _resize(bias, msize, cv2.INTER_LINEAR) * m[..., None]
+    out = cv2.multiply(rgb, upsample(g, (w, h)))
+    cv2.add(out, upsample(b, (w, h)), dst=out)
     return out
 
 
