@@ -92,8 +92,11 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def run_app(image_path: str | None = None) -> int:
-    """Show the editor (and open ``image_path`` if given); returns the exit code."""
+def run_app(image_path: str | None = None, *, edit_target: object | None = None, exit_on_close: bool = False) -> int:
+    """Show the editor (and open ``image_path`` if given); returns the exit code.
+
+    ``edit_target`` (a ``plugins.edit_target.EditTarget``): be another app's external editor; Save writes
+    the result back to that file. ``exit_on_close``: quit when the window closes (hosts wait for that)."""
     started = time.perf_counter() - _seconds_since_process_start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtCore import QEvent, QObject, QTimer
@@ -110,6 +113,8 @@ def run_app(image_path: str | None = None) -> int:
     from icportrait_studio.ui.main_window import MainWindow
 
     window = MainWindow()
+    if edit_target is not None:
+        app.setQuitOnLastWindowClosed(True)
     exit_when_shown = os.environ.get("ICPORTRAIT_EXIT_WHEN_SHOWN", "") not in ("", "0")
 
     def shown() -> None:
@@ -123,7 +128,9 @@ def run_app(image_path: str | None = None) -> int:
 
     def startup() -> None:
         window.start_background()
-        if not window.offer_recovery() and image_path:
+        if edit_target is not None:
+            window.ext.edit_mode.enter(edit_target, exit_on_close)  # type: ignore[arg-type]
+        elif not window.offer_recovery() and image_path:
             window.open_path(image_path)
 
     class ExposeWatcher(QObject):

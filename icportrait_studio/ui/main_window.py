@@ -11,18 +11,9 @@ import sys
 from dataclasses import replace
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QUndoStack
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QLabel,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QScrollArea,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QMessageBox
 
 from icportrait_studio.core.document import DocState, Document, Layer, default_rig
 from icportrait_studio.core.lights import LightRig
@@ -38,13 +29,14 @@ from icportrait_studio.ui.actions import (
     strip_state,
 )
 from icportrait_studio.ui.canvas import Canvas, DocumentDisplay
+from icportrait_studio.ui.docks import DocksMixin
+from icportrait_studio.ui.extensions import Extensions
 from icportrait_studio.ui.jobs_bridge import (
     AnalysisOutcome,
     JobsBridge,
     Proxies,
     Renderer,
     RenderOutcome,
-    backends_work,
     shading_rgba,
     warmup_work,
 )
@@ -62,16 +54,15 @@ from icportrait_studio.ui.settings import Settings
 from icportrait_studio.ui.view_sphere import ViewSpherePanel
 
 APP_NAME = "IC-Portrait Studio"
-VIEW_NOTE = ("The view is recorded with every render request, but the physical backend does not change the head "
-             "pose yet: it relights the photo as it is. New views arrive with the view-change backend.")
 
 
-class MainWindow(FileOpsMixin, QMainWindow):
+class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
     """See the module docstring. Signals exist mainly so tests and benchmarks can wait on them."""
 
     documentOpened = Signal()
     renderApplied = Signal(str, int)  # quality, request_id
     analysisShown = Signal()
+    closed = Signal()  # the window accepted a close (edit mode's --exit-on-close listens)
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -94,7 +85,6 @@ class MainWindow(FileOpsMixin, QMainWindow):
         self.light_panel = LightPanel()
         self.light_panel.setRig(default_rig())
         self.view_panel = ViewSpherePanel()
-        self.view_panel.setToolTip(VIEW_NOTE)
         self.layers_panel = LayersPanel()
         self.history_panel = HistoryPanel(self.undo_stack)
         self.history_panel.set_empty_label("No image open")
@@ -121,69 +111,11 @@ class MainWindow(FileOpsMixin, QMainWindow):
         self._build_status_bar()
         self._connect()
         self._init_files()
+        self.ext = Extensions(self)  # layered export, Edit in…, plugins, models, identity, latent previews, edit mode
         self._restore_settings()
         self._update_enabled()
 
     # --- construction ---------------------------------------------------------------------------------
-
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
-              scroll: bool = False, margin: int = 0) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        if margin:
-            padded = QWidget(dock)
-            lay = QVBoxLayout(padded)
-            lay.setContentsMargins(margin, margin, margin, margin)
-            lay.addWidget(widget)
-            widget = padded
-        if scroll:
-            holder = QScrollArea(dock)
-            holder.setWidgetResizable(True)
-            holder.setFrameShape(QScrollArea.Shape.NoFrame)
-            holder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            holder.setWidget(widget)
-            self._scrolled.append((holder, widget))
-            widget.installEventFilter(self)
-            widget = holder
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        self._docks.append(dock)
-        return dock
-
-    def _build_docks(self) -> None:
-        self._docks: list[QDockWidget] = []
-        self._scrolled: list[tuple[QScrollArea, QWidget]] = []
-        right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
-        self.light_dock = self._dock("Light", "lightDock", self.light_panel, right, scroll=True)
-        self.view_dock = self._dock("View", "viewDock", self.view_panel, right, margin=8)
-        self.view_dock.setToolTip(VIEW_NOTE)
-        self.layers_dock = self._dock("Layers", "layersDock", self.layers_panel, left)
-        self.history_dock = self._dock("History", "historyDock", self.history_panel, left)
-        self.props_dock = self._dock("Properties", "propsDock", self.props_panel, left)
-        self.jobs_dock = self._dock("Jobs", "jobsDock", self.jobs_panel, left)
-        self.tabifyDockWidget(self.history_dock, self.props_dock)
-        self.tabifyDockWidget(self.props_dock, self.jobs_dock)
-        self.history_dock.raise_()
-        self.resizeDocks([self.light_dock, self.view_dock], [640, 200], Qt.Orientation.Vertical)
-        self.resizeDocks([self.layers_dock, self.history_dock], [220, 480], Qt.Orientation.Vertical)
-        self.resizeDocks([self.light_dock, self.layers_dock], [340, 300], Qt.Orientation.Horizontal)
-
-    def _fit_scrolled_docks(self) -> None:
-        """Scrolled docks (the light panel) must never clip their content sideways; their minimum width
-        is only known once style and fonts apply, and grows when a label does (the source light)."""
-        for holder, widget in self._scrolled:
-            need = widget.minimumSizeHint().width() + holder.verticalScrollBar().sizeHint().width() + 4
-            if holder.minimumWidth() != need:
-                holder.setMinimumWidth(need)
-
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
-        super().showEvent(event)
-        self._fit_scrolled_docks()
-
-    def eventFilter(self, obj, event) -> bool:  # type: ignore[no-untyped-def]
-        if event.type() == QEvent.Type.LayoutRequest and any(obj is w for _h, w in self._scrolled):
-            self._fit_scrolled_docks()
-        return super().eventFilter(obj, event)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -240,11 +172,10 @@ class MainWindow(FileOpsMixin, QMainWindow):
         self.presets_menu.aboutToShow.connect(self._fill_presets_menu)
 
     def start_background(self) -> None:
-        """After the window is shown: load the face models (pipeline worker) and list the backends that
-        can run here (I/O worker, so a slow availability check never delays a render)."""
+        """After the window is shown: load the face models (pipeline worker), list the backends that can
+        run here (I/O worker, so a slow availability check never delays a render) and find the plugins."""
         self.bridge.submit(warmup_work, label="Loading face models", priority=-10)
-        self.io.submit(backends_work, label="Checking backends", priority=-11,
-                       on_done=lambda entries: self.backend_combo.set_backends(entries))  # type: ignore[arg-type]
+        self.ext.start_background()
 
     # --- documents ----------------------------------------------------------------------------------------
 
@@ -318,8 +249,8 @@ class MainWindow(FileOpsMixin, QMainWindow):
     def _on_view(self, yaw: float, pitch: float, final: bool) -> None:
         if self.doc is None:
             return
-        self.doc.set_view(replace(self.doc.view, yaw=yaw, pitch=pitch))
-        self.statusBar().showMessage(VIEW_NOTE, 6000)
+        follow = "head" if self.view_panel.lightsFollow() else "camera"
+        self.doc.set_view(replace(self.doc.view, yaw=yaw, pitch=pitch, lights_follow=follow))
         self._render(final)
         if final:
             self.commit(f"View: yaw {yaw:+.0f}°, pitch {pitch:+.0f}°")
@@ -438,9 +369,11 @@ class MainWindow(FileOpsMixin, QMainWindow):
 
     def _show_render_info(self, info: dict, quality: str) -> None:
         self.props_panel.set_render_info(info, quality)
+        self.ext.identity.show_info(info)
         src = info.get("source_light") or {}
-        source = (float(src["azimuth"]), float(src.get("elevation", 0.0)), src.get("color")) if "azimuth" in src \
-            else None
+        # direction only: from skin alone the key's colour is known only relative to the fill's, so
+        # adopting it as an absolute light colour would tint the rig (it stays in the report)
+        source = (float(src["azimuth"]), float(src.get("elevation", 0.0)), None) if "azimuth" in src else None
         if source is not None and source != self._source_light:
             self._source_light = source
             self.light_panel.setSourceLight(*source)
@@ -512,6 +445,7 @@ class MainWindow(FileOpsMixin, QMainWindow):
         if job.state is JobState.FAILED and job.replace_key not in ("preview", "full"):
             self.statusBar().showMessage(f"{job.label} failed: {job.error}", 15000)
         self.job_status.update_from([j for b in (self.bridge, self.io) for j in b.active_jobs()], job)
+        self.ext.latent.on_job(bridge is self.bridge, job)
 
     def _cancel_job(self, source: str, job_id: int) -> None:
         (self.io if source == self.io.name else self.bridge).cancel(job_id)
@@ -540,7 +474,7 @@ class MainWindow(FileOpsMixin, QMainWindow):
             self.light_panel.setRig(replace(preset.rig, name=preset.name, relight_background=keep_bg), emit=True)
 
     def _update_title(self) -> None:
-        title = f"{self.doc.title}[*] — {APP_NAME}" if self.doc else APP_NAME
+        title = self.ext.edit_mode.title(self.doc, APP_NAME)
         self.setWindowTitle(title)
         self.setWindowModified(self.is_dirty())
         if self.doc is not None:
@@ -554,6 +488,7 @@ class MainWindow(FileOpsMixin, QMainWindow):
         a = self.actions_
         for act in (a.save, a.save_as, a.export, a.import_layer):
             act.setEnabled(has)
+        self.ext.set_enabled(has)
         a.undo.setEnabled(self.undo_stack.canUndo())
         a.redo.setEnabled(self.undo_stack.canRedo())
         for dock in (self.light_dock, self.view_dock, self.layers_dock):
@@ -595,7 +530,16 @@ class MainWindow(FileOpsMixin, QMainWindow):
         self.bridge.shutdown()
         self.io.shutdown()
         self.discard_recovery()
+        self.ext.shutdown()
         event.accept()
+        self.closed.emit()
+
+    def save_project(self, path: str | None = None, then=None) -> None:  # type: ignore[no-untyped-def]
+        """In edit mode (``icportrait edit FILE``) Save writes the result back to the host's file."""
+        if path is None and self.ext.edit_mode.active:
+            self.ext.edit_mode.write_back(then)
+        else:
+            super().save_project(path, then)
 
 
 def _request(doc: Document):

@@ -390,7 +390,7 @@ class PropertiesPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tree)
         self._sections: dict[str, QTreeWidgetItem] = {}
-        for name in ("Image", "Face", "Source light", "Timings", "Warnings"):
+        for name in ("Image", "Face", "Identity", "Source light", "Timings", "Warnings"):
             item = QTreeWidgetItem([name, ""])
             item.setFirstColumnSpanned(True)
             self.tree.addTopLevelItem(item)
@@ -476,14 +476,16 @@ class BackendCombo(QComboBox):
         self.activated.connect(lambda i: self.backendChosen.emit(str(self.itemData(i))))
 
     def set_backends(self, entries: list[tuple[str, bool, str]]) -> None:
-        """``entries``: (name, available, reason); unavailable ones are left out of the list."""
+        """``entries``: (name, available, reason); unavailable ones are listed disabled, the reason as tooltip."""
         current = self.current()
         self.blockSignals(True)
         self.clear()
         for name, ok, reason in entries:
-            if ok:
-                self.addItem(name, name)
-                self.setItemData(self.count() - 1, reason, Qt.ItemDataRole.ToolTipRole)
+            self.addItem(name if ok else f"{name} (unavailable)", name)
+            self.setItemData(self.count() - 1, reason, Qt.ItemDataRole.ToolTipRole)
+            if not ok:
+                item = self.model().item(self.count() - 1)  # type: ignore[attr-defined]
+                item.setEnabled(False)
         if self.count() == 0:
             self.addItem("physical", "physical")
         self.set_current(current)
