@@ -218,8 +218,14 @@ def test_replace_mode_and_stale_results_are_dropped(window: MainWindow, qtbot) -
     doc, renderer = window.doc, window.renderer
     applied: list[tuple[str, int]] = []
     window.renderApplied.connect(lambda q, rid: applied.append((q, rid)))
-    gate = threading.Event()
-    window.bridge.submit(lambda p, t: gate.wait(10), label="Gate")
+    gate, gate_running = threading.Event(), threading.Event()
+
+    def hold(p, t):  # type: ignore[no-untyped-def]
+        gate_running.set()
+        return gate.wait(10)
+
+    window.bridge.submit(hold, label="Gate")
+    assert gate_running.wait(5)  # the worker is busy before any render is queued (no race with the first)
     rigs = [replace(doc.rig, lights=(Light(azimuth=10.0 * i, elevation=20.0),)) for i in range(1, 6)]
     # An older full request that finishes last (lower priority), then a drag's worth of previews.
     old = EditRequest(doc.id, rigs[0], doc.view, doc.backend, quality="full")
