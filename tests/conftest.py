@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# tests never read or write the user's real settings, recent files or autosave
+os.environ["ICPORTRAIT_CONFIG_DIR"] = tempfile.mkdtemp(prefix="icportrait-test-config-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "samples" / "astronaut.png"

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtCore import QByteArray, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QUndoStack
-from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessageBox
 
 from icportrait_studio.core.document import DocState, Document, Layer, default_rig
 from icportrait_studio.core.lights import LightRig
@@ -501,12 +501,27 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
                           "relighting: a face mesh and normals from one photo, a light rig you can drag, "
                           "identity kept.")
 
+    def _ensure_usable_size(self, *, restored: bool) -> None:
+        """A first start, or a remembered geometry from a smaller screen, gets a sensible window.
+
+        The default fills most of the screen (capped at 1480×920); a remembered size is kept unless
+        it is too small to show the canvas beside the docks (e.g. saved on a tiny virtual screen).
+        """
+        screen = self.screen() or QApplication.primaryScreen()
+        avail = screen.availableGeometry() if screen is not None else None
+        max_w, max_h = (avail.width(), avail.height()) if avail is not None else (1480, 920)
+        want_w, want_h = min(1480, int(max_w * 0.92)), min(920, int(max_h * 0.92))
+        if restored and self.width() >= min(want_w, 1100) and self.height() >= min(want_h, 700):
+            return
+        self.resize(want_w, want_h)
+        if avail is not None:
+            self.move(avail.x() + (max_w - want_w) // 2, avail.y() + (max_h - want_h) // 2)
+
     def _restore_settings(self) -> None:
         geometry = self.settings.get_bytes("window_geometry")
         if geometry:
             self.restoreGeometry(QByteArray(geometry))
-        else:
-            self.resize(1480, 920)
+        self._ensure_usable_size(restored=bool(geometry))
         state = self.settings.get_bytes("window_state")
         if state:
             self.restoreState(QByteArray(state))
