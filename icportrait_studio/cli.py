@@ -24,7 +24,8 @@ log = logging.getLogger("icportrait")
 OUTPUT_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-def _rig_from_args(args: argparse.Namespace) -> LightRig:
+def rig_from_args(args: argparse.Namespace) -> LightRig:
+    """The rig the options of :func:`add_rig_arguments` describe (preset or rig file, plus --light flags)."""
     from icportrait_studio.core.presets import load_preset
 
     if args.preset and args.rig:
@@ -48,7 +49,8 @@ def _rig_from_args(args: argparse.Namespace) -> LightRig:
     return LightRig.from_dict(data)
 
 
-def _outputs(inputs: list[str], out: str) -> list[Path]:
+def output_paths(inputs: list[str], out: str) -> list[Path]:
+    """One input: ``out`` is the file. Several: ``out`` is a folder and each result is ``<stem>.png``."""
     out_path = Path(out)
     if len(inputs) == 1 and not out_path.is_dir() and not out.endswith(os.sep):
         if out_path.suffix.lower() not in OUTPUT_EXTS:
@@ -61,12 +63,25 @@ def _outputs(inputs: list[str], out: str) -> list[Path]:
     return [out_path / f"{s}.png" for s in stems]
 
 
+def add_rig_arguments(p: argparse.ArgumentParser) -> None:
+    """The rig options every command that lights a photo shares (read back by :func:`rig_from_args`)."""
+    p.add_argument("--light", action="append", metavar="SPEC",
+                   help='"azimuth=50,elevation=0[,intensity=1][,color=#ffd8b0][,size=0.1][,kind=point,distance=1.5]";'
+                        " repeat for more lights (+azimuth = from the image's right, +elevation = from above)")
+    p.add_argument("--preset", help="a preset rig by name (see `icportrait presets`)")
+    p.add_argument("--rig", help="a rig JSON file")
+    p.add_argument("--ambient", type=float, help="uniform fill light (default 0.05)")
+    p.add_argument("--keep-original", type=float, help="mix of the photo's own light, 0..1 (default 0)")
+    p.add_argument("--specular", type=float, help="skin specular strength (default 0.15)")
+    p.add_argument("--relight-background", action="store_true", help="light the background too")
+
+
 def cmd_relight(args: argparse.Namespace) -> int:
     from icportrait_studio.api import relight_file
 
     try:
-        rig = _rig_from_args(args)
-        outputs = _outputs(args.inputs, args.output)
+        rig = rig_from_args(args)
+        outputs = output_paths(args.inputs, args.output)
     except ICPortraitError as exc:
         print(f"icportrait: error: {exc}", file=sys.stderr)
         return 2
@@ -124,15 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("relight", help="relight one or more photos with a light rig")
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
-    r.add_argument("--light", action="append", metavar="SPEC",
-                   help='"azimuth=50,elevation=0[,intensity=1][,color=#ffd8b0][,size=0.1][,kind=point,distance=1.5]";'
-                        " repeat for more lights (+azimuth = from the image's right, +elevation = from above)")
-    r.add_argument("--preset", help="a preset rig by name (see `icportrait presets`)")
-    r.add_argument("--rig", help="a rig JSON file")
-    r.add_argument("--ambient", type=float, help="uniform fill light (default 0.05)")
-    r.add_argument("--keep-original", type=float, help="mix of the photo's own light, 0..1 (default 0)")
-    r.add_argument("--specular", type=float, help="skin specular strength (default 0.15)")
-    r.add_argument("--relight-background", action="store_true", help="light the background too")
+    add_rig_arguments(r)
     r.add_argument("--report", help="write per-image timings and warnings to this JSON file")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_relight)

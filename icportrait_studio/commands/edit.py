@@ -13,7 +13,8 @@ import argparse
 import inspect
 import sys
 
-from icportrait_studio.commands.export import add_rig_arguments, has_rig_arguments
+from icportrait_studio.cli import add_rig_arguments
+from icportrait_studio.commands.export import has_rig_arguments
 
 
 def _app_supports_edit_target():  # -> run_app or None
@@ -44,10 +45,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
             kwargs["exit_on_close"] = args.exit_on_close
         return int(run_app(str(target.path), **kwargs) or 0)
 
-    from icportrait_studio.cli import _rig_from_args
+    from icportrait_studio.cli import rig_from_args
     from icportrait_studio.commands.export import render
 
-    rig = _rig_from_args(args)
+    rig = rig_from_args(args)
     result = render(target.image.rgb, target.image.alpha, rig, str(target.path))
     for w in [*target.image.warnings, *result.info.get("warnings", [])]:
         print(f"icportrait: {args.file}: warning: {w}", file=sys.stderr)

@@ -9,17 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def add_rig_arguments(p: argparse.ArgumentParser) -> None:
-    """The same rig options as ``icportrait relight`` (the attribute names ``cli._rig_from_args`` reads)."""
-    p.add_argument("--light", action="append", metavar="SPEC",
-                   help='"azimuth=50,elevation=0[,intensity=1][,color=#ffd8b0][,size=0.1]"; repeat for more lights')
-    p.add_argument("--preset", help="a preset rig by name (see `icportrait presets`)")
-    p.add_argument("--rig", help="a rig JSON file")
-    p.add_argument("--ambient", type=float, help="uniform fill light (default 0.05)")
-    p.add_argument("--keep-original", type=float, help="mix of the photo's own light, 0..1 (default 0)")
-    p.add_argument("--specular", type=float, help="skin specular strength (default 0.15)")
-    p.add_argument("--relight-background", action="store_true", help="light the background too")
+from icportrait_studio.cli import add_rig_arguments
 
 
 def has_rig_arguments(args: argparse.Namespace) -> bool:
@@ -55,11 +45,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.input or not args.output:
         print("icportrait export: error: INPUT and -o OUT are required", file=sys.stderr)
         return 2
-    from icportrait_studio.cli import _rig_from_args
+    from icportrait_studio.cli import rig_from_args
     from icportrait_studio.imaging.io import load_image
 
     exporter_for(args.output, registry)  # fail on an unknown extension before the slow part
-    rig = _rig_from_args(args)
+    rig = rig_from_args(args)
     loaded = load_image(args.input)
     result = render(loaded.rgb, loaded.alpha, rig, str(args.input))
     depth = args.bit_depth or loaded.bit_depth

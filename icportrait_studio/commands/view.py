@@ -16,6 +16,8 @@ import sys
 import time
 import traceback
 
+from icportrait_studio.cli import add_rig_arguments
+
 
 def register(subparsers) -> None:
     from icportrait_studio.core.view import MAX_PITCH, MAX_YAW
@@ -29,14 +31,7 @@ def register(subparsers) -> None:
                    help=f"degrees, -{MAX_PITCH:g}..{MAX_PITCH:g}; + tilts the face up")
     v.add_argument("--lights-follow", choices=("camera", "head"), default="camera",
                    help="studio lights fixed to the camera (default) or lights that turn with the head")
-    v.add_argument("--light", action="append", metavar="SPEC",
-                   help='relight too: "azimuth=50,elevation=0[,intensity=1][,color=#ffd8b0][,size=0.1]"; repeatable')
-    v.add_argument("--preset", help="relight with a preset rig (see `icportrait presets`)")
-    v.add_argument("--rig", help="relight with a rig JSON file")
-    v.add_argument("--ambient", type=float, help="uniform fill light when relighting (default 0.05)")
-    v.add_argument("--keep-original", type=float, help="mix of the photo's own light when relighting, 0..1")
-    v.add_argument("--specular", type=float, help="skin specular strength when relighting")
-    v.add_argument("--relight-background", action="store_true", help="light the background too")
+    add_rig_arguments(v)  # relight too, in the same job
     v.add_argument("--report", help="write the view, rig, identity distance, timings and warnings to this JSON file")
     v.add_argument("-q", "--quiet", action="store_true")
     v.set_defaults(func=cmd_view)
@@ -46,22 +41,22 @@ def _rig(args: argparse.Namespace):
     from icportrait_studio.core.lights import LightRig
 
     if args.light or args.preset or args.rig:
-        from icportrait_studio.cli import _rig_from_args
+        from icportrait_studio.cli import rig_from_args
 
-        return _rig_from_args(args)
+        return rig_from_args(args)
     return LightRig(keep_original=1.0, name="original light")  # a pure view change
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from icportrait_studio import __version__
-    from icportrait_studio.cli import _outputs
+    from icportrait_studio.cli import output_paths
     from icportrait_studio.core.view import ViewPose
     from icportrait_studio.errors import ICPortraitError
 
     try:
         view = ViewPose(args.yaw, args.pitch, args.lights_follow)
         rig = _rig(args)
-        (output,) = _outputs([args.input], args.output)
+        (output,) = output_paths([args.input], args.output)
     except ICPortraitError as exc:
         print(f"icportrait: error: {exc}", file=sys.stderr)
         return 2
