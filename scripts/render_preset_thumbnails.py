@@ -28,7 +28,7 @@ def main() -> None:
     img = load_image(ROOT / "resources/samples/astronaut.png").rgb
     out_dir = ROOT / "resources/presets/thumbnails"
     out_dir.mkdir(parents=True, exist_ok=True)
-    crop = (slice(10, 330), slice(70, 390))  # the head and shoulders of the sample
+    crop = (slice(0, 280), slice(90, 370))  # the head and shoulders of the sample
     for preset in list_presets():
         res = relight(img, preset.rig, image_id="thumbnail-sample")
         thumb = cv2.resize(np.ascontiguousarray(res.image[crop]), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
