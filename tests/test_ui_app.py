@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QEnterEvent, QImage, QKeySequence, QMouseEvent, QWheelEvent
 from PySide6.QtTest import QTest
@@ -456,3 +457,30 @@ def test_canvas_zoom_pan_and_before_after(window: MainWindow, qtbot) -> None:  #
     canvas.set_split_pos(0.25)
     shot = canvas.grab().toImage()
     assert not shot.isNull()
+
+
+@pytest.mark.parametrize("case", ["no-face", "several-faces"])
+def test_unusual_photos_open_with_a_note_not_a_crash(window: MainWindow, qtbot, dialogs, tmp_path: Path,
+                                                      case: str) -> None:  # type: ignore[no-untyped-def]
+    """A photo without a face, or with several, opens, relights, and says what it did about it."""
+    src = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    if case == "no-face":
+        yy, xx = np.mgrid[0:300, 0:400]
+        img = np.dstack([xx * 255 // 400, yy * 255 // 300, np.full_like(xx, 90)]).astype(np.uint8)
+        needle = "no face"
+    else:
+        head = src[0:300, 100:360]
+        img = np.vstack([np.hstack([head] * 3), np.hstack([head] * 3)])
+        needle = "faces found"
+    path = tmp_path / f"{case}.png"
+    Image.fromarray(img).save(path)
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    with qtbot.waitSignal(window.analysisShown, timeout=WAIT_MS):
+        window.open_path(str(path))
+    qtbot.waitUntil(lambda: full_render_shown(window), timeout=WAIT_MS)
+    assert not [d for d in dialogs["shown"] if d[0] == "critical"]
+    assert any(needle in m for m in messages), messages
+    assert window._analysis is not None and any(needle in w for w in window._analysis.summary["warnings"])
+    relit = window.doc.relit_layer.pixels
+    assert relit is not None and np.isfinite(relit).all() and relit.shape[:2] == img.shape[:2]
