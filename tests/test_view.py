@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_rig, rotation
-from icportrait_studio.geometry.view_layers import composite, make_layers
+from icportrait_studio.geometry.view_layers import _smooth_into, composite, make_layers
 from icportrait_studio.geometry.view_warp import (
     WarpGeometry,
     backward_warp,
     carry_geometry,
     extend_nearest,
     forward_flow,
+    reflect_fill,
 )
 
 SIZE, RADIUS = 128, 44.0
@@ -243,3 +244,31 @@ def test_synth_flows_map_reference_landmarks_onto_the_target(tmp_path: Path, sam
     err = np.linalg.norm(moved[ok] - lm_tgt[inner][ok, :2], axis=1) / iod
     still = np.linalg.norm(lm_ref[inner][ok, :2] - lm_tgt[inner][ok, :2], axis=1) / iod
     assert err.mean() < 0.05 and err.mean() < 0.5 * still.mean()
+
+
+def test_reflect_fill_smoothing_keeps_a_ragged_mirror_in_one_piece() -> None:
+    # a hole beside a ragged (saw-tooth) edge: the raw mirror jumps between foot points, the smoothed
+    # one changes gradually from row to row
+    h, w = 64, 64
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    values = np.dstack([xs, ys])
+    edge = 32 + 3 * ((np.arange(h) // 4) % 2)
+    good = xs < edge[:, None]
+    holes = (xs >= edge[:, None]) & (xs < 48)
+    raw, _ = reflect_fill(values, good, holes)
+    smooth, _ = reflect_fill(values, good, holes, 3.0)
+    assert np.all(good[smooth[holes][:, 1].astype(int), smooth[holes][:, 0].astype(int)])
+    rows = slice(8, 56)
+    jump = lambda m: np.abs(np.diff(m[rows, 40, 1])).max()  # noqa: E731
+    assert jump(smooth) < jump(raw)
+
+
+def test_smooth_fill_keeps_fine_grain_but_not_features() -> None:
+    rng = np.random.default_rng(0)
+    img = np.full((48, 48, 3), 0.5, np.float32) + rng.normal(0, 0.01, (48, 48, 3)).astype(np.float32)
+    img[20:28, 20:28] = 0.0  # a feature a mirror must not copy
+    deep = np.zeros((48, 48), np.float32)
+    deep[12:36, 12:36] = 1.0
+    out = _smooth_into(img, deep, 1.2)
+    assert out[20:28, 20:28].mean() > 0.4  # the feature is gone
+    assert out[14:18, 30:34].std() > 0.004  # the grain is not

@@ -87,14 +87,29 @@ def _sample(arr: np.ndarray, grid: np.ndarray, interp: int = cv2.INTER_LINEAR) -
     return cv2.remap(arr.astype(np.float32), grid, None, interp, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _smooth_into(img: np.ndarray, deep: np.ndarray) -> np.ndarray:
-    """Replace ``img`` by a smooth membrane where ``deep`` → 1, pulled in from where it is 0."""
+GRAIN_SIGMA = 1.2  # working pixels: finer detail than this (pores, stubble, hair strands) survives a smooth fill
+GRAIN_CLIP = 0.04  # its amplitude is capped, so the mirror's stronger edges (an eye, a lip) do not
+
+
+def _smooth_into(img: np.ndarray, deep: np.ndarray, grain_sigma: float = 0.0) -> np.ndarray:
+    """Replace ``img`` by a smooth membrane where ``deep`` → 1, pulled in from where it is 0.
+
+    With ``grain_sigma`` (pixels) the mirror's fine grain, weakened and clipped, is laid over the
+    membrane, so a deep fill keeps the skin's texture without copying its features.
+    """
     h, w = img.shape[:2]
     f = 4 if min(h, w) >= 64 else 1
     size = (max(1, w // f), max(1, h // f))
     small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     wts = cv2.resize((deep < 0.5).astype(np.float32), size, interpolation=cv2.INTER_AREA)
     smooth = cv2.resize(push_pull(small, wts), (w, h), interpolation=cv2.INTER_LINEAR)
+    if grain_sigma > 0:
+        ys, xs = np.nonzero(deep > 0.01)
+        y0, y1 = max(0, ys.min() - 8), min(h, ys.max() + 9)
+        x0, x1 = max(0, xs.min() - 8), min(w, xs.max() + 9)
+        sub = img[y0:y1, x0:x1]
+        grain = np.clip(sub - cv2.GaussianBlur(sub, (0, 0), grain_sigma), -GRAIN_CLIP, GRAIN_CLIP)
+        smooth[y0:y1, x0:x1] += grain
     d3 = deep[..., None]
     return img * (1.0 - d3) + smooth * d3
 
@@ -132,7 +147,7 @@ def composite(warp: Warp, layers: Layers, *, original: np.ndarray | None = None,
     res = bg_c * (1.0 - a3) + fgw * a3
     if warp.deep is not None and warp.deep.max() > 0.01:
         d = np.clip(_sample(warp.deep, grid), 0.0, 1.0)
-        res = _smooth_into(res, d)
+        res = _smooth_into(res, d, GRAIN_SIGMA * max(1.0, min(sx, sy)))
     # pixels that show what they showed before stay the photo's own (static edges and detail exact)
     src_matte = layers_matte_at(warp, matte)
     cover = warp.rendered | warp.filled

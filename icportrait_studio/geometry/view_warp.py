@@ -276,13 +276,18 @@ def _nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gy[lab], gx[lab], dist
 
 
-def reflect_fill(values: np.ndarray, good: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reflect_fill(values: np.ndarray, good: np.ndarray, holes: np.ndarray, smooth: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill ``holes`` of a per-pixel field by mirroring it across the nearest ``good`` pixel.
 
     Used on the backward map, this copies texture from the visible side at its own scale (hair stays
     hair-sized, pores pore-sized) instead of stretching one edge pixel across the hole. Also returns
     each pixel's distance to the visible side (deep in a wide hole a mirror would copy whole
     features, an eye or a mouth, so the caller fades to a smooth fill there).
+
+    The nearest visible pixel jumps from one hole pixel to the next wherever the boundary is ragged,
+    which cuts the mirror into patches; ``smooth`` (pixels, a Gaussian σ) smooths the mirror's axis
+    (the foot points) so the reflected texture stays in one piece.
     """
     out = values.copy()
     if not holes.any() or not good.any():
@@ -290,8 +295,17 @@ def reflect_fill(values: np.ndarray, good: np.ndarray, holes: np.ndarray) -> tup
     h, w = good.shape
     ny, nx, dist = _nearest(good)
     fy, fx = np.nonzero(holes)
-    by, bx = ny[fy, fx], nx[fy, fx]
-    ry, rx = by.copy(), bx.copy()
+    by0, bx0 = ny[fy, fx], nx[fy, fx]
+    if smooth > 0:
+        y0, x0 = max(0, int(fy.min()) - 1), max(0, int(fx.min()) - 1)
+        y1, x1 = min(h, int(fy.max()) + 2), min(w, int(fx.max()) + 2)
+        feet = np.dstack([ny[y0:y1, x0:x1], nx[y0:y1, x0:x1]]).astype(np.float32)
+        feet = cv2.GaussianBlur(feet, (0, 0), smooth, borderType=cv2.BORDER_REPLICATE)
+        by = feet[fy - y0, fx - x0, 0]
+        bx = feet[fy - y0, fx - x0, 1]
+    else:
+        by, bx = by0.astype(np.float32), bx0.astype(np.float32)
+    ry, rx = by0.copy(), bx0.copy()
     todo = np.ones(len(fy), bool)
     for frac in (1.0, 0.6, 0.3):
         cy = np.rint(by + (by - fy) * frac).astype(np.int64)
@@ -347,6 +361,7 @@ def _identity_warp(geom: WarpGeometry) -> Warp:
 
 
 REFLECT_DEPTH = 0.06  # face widths: how deep into a hole mirrored texture reaches before a smooth fill
+REFLECT_SMOOTH = 0.0  # face widths: σ smoothing the mirror's axis (0.04 looks less patchy but costs identity)
 MAX_STRETCH = 3.5  # beyond this a surface is smeared too thin to show: it is synthesised instead
 
 
@@ -402,7 +417,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     fill = (need & ~rendered) | ((keep > 0.5) & ~good)
     if fill.any():
         fill = _dilate(fill, 2) & ~good & (np.maximum(alpha, keep) > 0.01)
-        mp, dist = reflect_fill(mp, good, fill)
+        mp, dist = reflect_fill(mp, good, fill, REFLECT_SMOOTH * geom.scale)
         alpha = np.where(fill, np.maximum(keep, alpha), alpha).astype(np.float32)
         # a mirror deep inside a wide hole would copy whole features (a second eye): where it would
         # reflect the face, fade to a smooth fill; hair and skin elsewhere keep their mirrored texture
