@@ -245,6 +245,7 @@ SHORTCUTS_HTML = """<table cellspacing=6>
 <tr><td><b>Y</b></td><td>Split before / after (drag the line)</td></tr>
 <tr><td><b>M, N, H, T, 0</b></td><td>Overlays: mesh, normals, shading, matte, none</td></tr>
 <tr><td><b>Ctrl+.</b></td><td>Cancel all jobs</td></tr>
+<tr><td><b>Shift+M, [ / ]</b></td><td>Mask brush (Alt-drag hides the layer), brush size</td></tr>
 <tr><td><b>Light sphere</b></td><td>Drag a handle; double-click adds a light; Delete removes it</td></tr>
 </table>"""
 

@@ -490,7 +490,7 @@ class DocumentDisplay:
         self._submit = submit  # JobsBridge.submit of the I/O worker
         self.doc: object | None = None
         self.defer_base = False
-        self._arrays: dict[int, tuple[object, np.ndarray]] = {}
+        self._arrays: dict[int, tuple[object, object, np.ndarray]] = {}
         self._layers: dict[int, DisplayLayer] = {}
         self._pending: set[int] = set()
 
@@ -501,9 +501,9 @@ class DocumentDisplay:
         self._pending.clear()
         self.defer_base = doc.relit_layer.pixels is None  # type: ignore[attr-defined]
 
-    def set_pixels(self, uid: int, pixels: object, display: np.ndarray) -> None:
-        """``display`` shows ``pixels`` (the layer's current array, compared by identity)."""
-        self._arrays[uid] = (pixels, display)
+    def set_pixels(self, uid: int, pixels: object, display: np.ndarray, mask: object = None) -> None:
+        """``display`` shows ``pixels`` under ``mask`` (the layer's current arrays, compared by identity)."""
+        self._arrays[uid] = (pixels, mask, display)
 
     def release_base(self) -> None:
         if self.defer_base:
@@ -531,12 +531,13 @@ class DocumentDisplay:
     def _display_for(self, layer: object) -> np.ndarray | None:
         from icportrait_studio.ui.jobs_bridge import display_work
 
-        uid, pixels = layer.uid, layer.pixels  # type: ignore[attr-defined]
+        uid, pixels, mask = layer.uid, layer.pixels, layer.mask  # type: ignore[attr-defined]
         entry = self._arrays.get(uid)
-        if entry is not None and entry[0] is pixels:
-            return entry[1]
+        if entry is not None and entry[0] is pixels and entry[1] is mask:
+            return entry[2]
+        stale = entry[2] if entry is not None and entry[0] is pixels else None  # only the mask changed
         if pixels is None or uid in self._pending or (layer.kind == "base" and self.defer_base):  # type: ignore[attr-defined]
-            return None
+            return stale
         self._pending.add(uid)
         doc = self.doc
         alpha = doc.alpha if layer.kind in ("base", "relit") else None  # type: ignore[attr-defined]
@@ -544,12 +545,12 @@ class DocumentDisplay:
         def done(arr: object) -> None:
             self._pending.discard(uid)
             if self.doc is doc:
-                self._arrays[uid] = (pixels, arr)  # type: ignore[assignment]
+                self._arrays[uid] = (pixels, mask, arr)  # type: ignore[assignment]
                 self.refresh()
 
-        self._submit(display_work(pixels, alpha, layer.mask), label=f"Display '{layer.name}'",  # type: ignore[attr-defined]
+        self._submit(display_work(pixels, alpha, mask), label=f"Display '{layer.name}'",  # type: ignore[attr-defined]
                      priority=5, on_done=done, on_error=lambda _m: self._pending.discard(uid))
-        return None
+        return stale
 
 
 def _badge_width(painter: QPainter, text: str) -> float:

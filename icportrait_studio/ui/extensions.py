@@ -1,8 +1,8 @@
 """Features wired into the main window after it was written, kept out of main_window.py.
 
-``Extensions(win)`` adds File → Export Layered…, File → Edit In ▸, Settings → Models…, Help → Plugins…,
-the identity-distance read-out (status bar + Properties) and latent previews of diffusion jobs on the
-canvas, and holds the edit mode of ``icportrait edit FILE``.
+``Extensions(win)`` adds File → Export Layered…, File → Edit In ▸, Layer ▸ Mask (and the mask brush),
+Settings → Models…, Help → Plugins…, the identity-distance read-out (status bar + Properties) and latent
+previews of diffusion jobs on the canvas, and holds the edit mode of ``icportrait edit FILE``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from icportrait_studio.jobs import Job
 from icportrait_studio.ui.edit_in import EditInController
 from icportrait_studio.ui.edit_mode import EditMode
 from icportrait_studio.ui.export_actions import LayeredExport
+from icportrait_studio.ui.mask_actions import MaskController
 from icportrait_studio.ui.models_dialog import ModelsController
 from icportrait_studio.ui.plugins_dialog import PluginsController
 
@@ -142,6 +143,7 @@ class Extensions(QObject):
         self.plugins = PluginsController(win)
         self.models = ModelsController(win)
         self._extend_menus()
+        self.masks = MaskController(win)  # Layer ▸ Mask and the mask brush
 
     def _extend_menus(self) -> None:
         win = self.win
@@ -160,6 +162,7 @@ class Extensions(QObject):
     def set_enabled(self, has_doc: bool) -> None:
         self.layered.action.setEnabled(has_doc)
         self.edit_in.menu.setEnabled(has_doc)
+        self.masks.set_enabled(has_doc)
 
     def start_background(self) -> None:
         self.models.check_backends()

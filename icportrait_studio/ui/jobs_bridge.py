@@ -180,6 +180,8 @@ class AnalysisOutcome:
     edges: np.ndarray | None  # (E, 2) landmark index pairs
     normals_rgba: np.ndarray | None  # uint8, analysis working size
     matte_rgba: np.ndarray | None
+    matte: np.ndarray | None = None  # float32 [0, 1] person matte, analysis working size (layer masks)
+    face: np.ndarray | None = None  # float32 {0, 1} face-mesh coverage, analysis working size
 
 
 @dataclass
@@ -336,7 +338,8 @@ def analysis_outcome(backend: object, source: SourceImage, doc_size: tuple[int, 
     matte = np.zeros((*fa.matte.shape, 4), np.uint8)
     matte[..., 0], matte[..., 1], matte[..., 2] = 255, 70, 110
     matte[..., 3] = np.clip(fa.matte * 150, 0, 255).astype(np.uint8)
-    return AnalysisOutcome(fa.summary(), landmarks, edges, normals, matte)
+    return AnalysisOutcome(fa.summary(), landmarks, edges, normals, matte, fa.matte.astype(np.float32),
+                           fa.face_mask.astype(np.float32))
 
 
 _EDGES: np.ndarray | None = None

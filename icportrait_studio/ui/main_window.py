@@ -341,7 +341,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         if self.doc is None:
             return
         self.doc.add_layer(layer)
-        self.display.set_pixels(layer.uid, layer.pixels, display)
+        self.display.set_pixels(layer.uid, layer.pixels, display, layer.mask)
         self._refresh_document_views()
         self.commit(f"Import layer '{layer.name}'")
 

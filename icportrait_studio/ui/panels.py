@@ -70,6 +70,9 @@ class LayerRow(QWidget):
         self.percent.setObjectName("layerPercent")
         self.percent.setFixedWidth(36)
         self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.mask = QToolButton(self)  # ◐ when the layer has a mask; opens the Layer ▸ Mask menu
+        self.mask.setObjectName("layerMask")
+        self.mask.setAutoRaise(True)
         text = QVBoxLayout()
         text.setSpacing(0)
         text.addWidget(self.name)
@@ -80,8 +83,14 @@ class LayerRow(QWidget):
         row.addLayout(text, 1)
         row.addWidget(self.opacity)
         row.addWidget(self.percent)
+        row.addWidget(self.mask)
 
-    def show_state(self, name: str, kind: str, visible: bool, opacity: float, note: str = "") -> None:
+    def show_state(self, name: str, kind: str, visible: bool, opacity: float, note: str = "",
+                   masked: bool = False) -> None:
+        self.mask.setVisible(kind != "base")
+        self.mask.setText("◐" if masked else "○")
+        self.mask.setToolTip("Layer mask (on): click for the mask menu" if masked else "No layer mask: click for the "
+                             "mask menu")
         for w in (self.eye, self.opacity):
             w.blockSignals(True)
         self.name.setText(name)
@@ -102,6 +111,7 @@ class LayersPanel(QWidget):
     opacityEdited = Signal(int, float, bool)  # uid, opacity, final
     importRequested = Signal()
     deleteRequested = Signal(int)
+    maskMenuRequested = Signal(int)  # uid (the row is selected first)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +153,7 @@ class LayersPanel(QWidget):
                 row.eye.toggled.connect(lambda on, uid=layer.uid: self.visibilityToggled.emit(uid, on))
                 row.opacity.valueChanged.connect(lambda v, r=row: self._opacity(r, v))
                 row.opacity.sliderReleased.connect(lambda r=row: self._opacity(r, r.opacity.value(), True))
+                row.mask.clicked.connect(lambda _c=False, uid=layer.uid: self._mask_clicked(uid))
                 item = QListWidgetItem(self.list)
                 item.setSizeHint(QSize(200, 44))
                 item.setData(Qt.ItemDataRole.UserRole, layer.uid)
@@ -154,7 +165,7 @@ class LayersPanel(QWidget):
         self._kinds = {layer.uid: layer.kind for layer in layers}
         for layer in layers:
             self._rows[layer.uid].show_state(layer.name, layer.kind, layer.visible, layer.opacity,
-                                             notes.get(layer.uid, ""))
+                                             notes.get(layer.uid, ""), getattr(layer, "mask", None) is not None)
         self._update_buttons()
 
     def selected_uid(self) -> int | None:
@@ -169,6 +180,10 @@ class LayersPanel(QWidget):
         if final is None:
             final = not row.opacity.isSliderDown()
         self.opacityEdited.emit(row.uid, value / 100.0, final)
+
+    def _mask_clicked(self, uid: int) -> None:
+        self.list.setCurrentRow(self._order.index(uid))
+        self.maskMenuRequested.emit(uid)
 
     def _delete_selected(self) -> None:
         uid = self.selected_uid()
