@@ -41,3 +41,14 @@ def sample_context(sample_rgb, sample_analysis):
     from icportrait_studio.lighting.relight import prepare
 
     return prepare(sample_rgb, sample_analysis)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core runner spinning OpenMP threads
+    made their steps 10-30x slower; the model tests use one thread and restore the setting after."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

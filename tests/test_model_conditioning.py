@@ -22,15 +22,7 @@ from icportrait_studio.model.conditioning import (  # noqa: E402
 from icportrait_studio.model.layout import iclight_layout, icportrait_layout  # noqa: E402
 from icportrait_studio.model.tiny import save_tiny_model, tiny_components  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core runner spinning OpenMP threads
-    made steps 10-30x slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from icportrait_studio.model.tiny import save_tiny_model, tiny_pipeline  # noqa:
 KW = {"strength": 0.7, "num_inference_steps": 4, "guidance_scale": 3.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads; on a busy 2-core runner spinning threads cost 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

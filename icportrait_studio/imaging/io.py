@@ -541,11 +541,11 @@ def _write_png(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: by
     if not ok:
         raise OSError("the PNG encoder failed")
     data = buf.tobytes()
-    f.write(_png_insert_icc(data, icc) if icc else data)
+    f.write(insert_png_icc(data, icc) if icc else data)
 
 
-def _png_insert_icc(png: bytes, icc: bytes) -> bytes:
-    """Add an iCCP chunk right after IHDR (it must precede IDAT)."""
+def insert_png_icc(png: bytes, icc: bytes) -> bytes:
+    """Add an iCCP chunk right after IHDR (it must precede IDAT); shared with the layered exporters."""
     if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
         raise OSError("unexpected PNG layout from the encoder")
     ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import stat
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,10 @@ import cv2
 import numpy as np
 
 from icportrait_studio.errors import InputError
+from icportrait_studio.imaging.io import insert_png_icc
 from icportrait_studio.plugins.api import ExportDocument, ExportLayer, FlatImage, PluginError
 from icportrait_studio.plugins.manifest import Contribution
 from icportrait_studio.plugins.registry import PluginRegistry, default_registry
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class PluginExporter:
@@ -211,16 +208,6 @@ def encode_png(rgb_linear: np.ndarray, alpha: np.ndarray | None = None, *, bit_d
         raise OSError("the PNG encoder failed")
     data = buf.tobytes()
     return insert_png_icc(data, icc_profile) if icc_profile else data
-
-
-def insert_png_icc(png: bytes, icc: bytes) -> bytes:
-    """Add an iCCP chunk right after IHDR (PNG requires it before IDAT)."""
-    if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
-        raise OSError("unexpected PNG layout from the encoder")
-    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    body = b"ICC Profile\x00\x00" + zlib.compress(icc)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-    return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
 def decode_png(data: bytes) -> tuple[np.ndarray, np.ndarray | None, int]:
