@@ -105,6 +105,43 @@ def test_history_only_layers_are_kept(tmp_path: Path) -> None:
     assert np.abs(loaded.layer_pixels[uid].pixels - 0.5).max() < TOL_16
 
 
+def test_history_masks_round_trip_and_old_projects_keep_the_current_mask(tmp_path: Path) -> None:
+    doc = _doc()
+    layer = doc.layers[-1]
+    old = np.tile(np.linspace(0, 1, 512, dtype=np.float32), (512, 1))
+    step0 = tuple(LayerProps(la.uid, la.name, la.kind, mask=None, mask_recorded=True) for la in doc.layers)
+    step1 = (*step0[:-1], LayerProps(layer.uid, layer.name, layer.kind, mask="m0", mask_recorded=True))
+    entries = [HistoryEntry("Opened", doc.rig, layers=step0), HistoryEntry("Mask", doc.rig, layers=step1)]
+    history = ProjectHistory(entries, 1, masks={"m0": old})
+    path = tmp_path / "m.icps"
+    save_project(doc, path, history)
+    _, loaded = load_project(path)
+    assert [lp.mask for lp in loaded[0].layers] == [None] * len(step0)
+    assert all(lp.mask_recorded for e in loaded for lp in e.layers)
+    assert loaded[1].layers[-1].mask == "m0" and np.abs(loaded.masks["m0"] - old).max() < TOL_16
+
+    def drop_records(members: dict[str, bytes]) -> None:  # a project saved before masks were recorded
+        manifest = json.loads(members["manifest.json"])
+        for entry in manifest["history"]:
+            for lp in entry["layers"]:
+                lp.pop("mask", None)
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    _rewrite(path, drop_records)
+    _, legacy = load_project(path)
+    assert not any(lp.mask_recorded for e in legacy for lp in e.layers)
+
+    def lose_mask(members: dict[str, bytes]) -> None:
+        manifest = json.loads(members["manifest.json"])
+        manifest["history_masks"] = {}
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    save_project(doc, path, history)
+    _rewrite(path, lose_mask)
+    with pytest.raises(InputError, match="history mask 'm0' is missing"):
+        load_project(path)
+
+
 @pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x03\x04broken"])
 def test_not_a_project(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.icps"

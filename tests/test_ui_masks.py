@@ -181,3 +181,40 @@ def test_edited_mask_survives_save_and_load(window: MainWindow, qtbot, tmp_path:
     relit2 = doc2.layer_of_kind("relit")
     assert relit2.mask is not None and relit2.mask.shape == mask.shape
     assert np.abs(relit2.mask - mask).max() < TOL_16
+
+
+def test_undo_past_mask_edits_after_reopening_gives_the_old_masks(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    analysed(window, qtbot)
+    uid = select_relit(window)
+    masks = window.ext.masks
+    masks.from_matte.trigger()
+    matte = window.doc.layer_by_uid(uid).mask.copy()
+    masks.invert.trigger()
+    masks.clear.trigger()
+    masks.from_face.trigger()
+    face = window.doc.layer_by_uid(uid).mask.copy()
+    path = tmp_path / "history.icps"
+    window.save_project(str(path))
+    qtbot.waitUntil(lambda: path.exists() and not window.is_dirty() and window.jobs_idle(), timeout=WAIT_MS)
+    _doc, history = load_project(path)
+    assert len(history.masks) == 3  # matte, its inverse, the face: each distinct mask stored once
+
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.doc.project_path == str(path) and window.jobs_idle(), timeout=WAIT_MS)
+    relit = window.doc.layer_of_kind("relit")
+
+    def mask_now():  # type: ignore[no-untyped-def]
+        return window.doc.layer_by_uid(relit.uid).mask
+
+    assert np.abs(mask_now() - face).max() < TOL_16
+    window.undo_stack.undo()  # from face -> cleared
+    assert mask_now() is None
+    window.undo_stack.undo()  # clear -> inverted matte
+    assert np.abs(mask_now() - (1.0 - matte)).max() < TOL_16
+    window.undo_stack.undo()  # invert -> matte
+    assert np.abs(mask_now() - matte).max() < TOL_16
+    window.undo_stack.undo()  # from matte -> no mask
+    assert mask_now() is None
+    for _ in range(4):
+        window.undo_stack.redo()
+    assert np.abs(mask_now() - face).max() < TOL_16

@@ -7,6 +7,8 @@ A project is a zip so it can be inspected with any archive tool and survives par
     original.icc           the photo's embedded colour profile, when it had one
     layers/<n>.png         one 16-bit sRGB-encoded PNG per layer that has its own pixels
     layers/<n>-mask.png    16-bit grayscale mask (linear coverage), when the layer has a mask
+    history/masks/<k>.png  masks that history steps had (one file per distinct mask), so undo past a
+                           mask edit still gives the old mask back after the project is reopened
 
 Why PNG inside the zip rather than raw arrays: any image viewer can open a layer, and 16-bit sRGB
 keeps every layer within display precision at a third of the size of float32. The zip is written to a
@@ -24,7 +26,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +54,24 @@ class LayerProps:
     kind: str
     visible: bool = True
     opacity: float = 1.0
+    # Key of the layer's mask at this step in ``ProjectHistory.masks`` (None: no mask). Projects written
+    # before masks were recorded have ``mask_recorded`` False: such steps keep the layer's current mask.
+    mask: str | None = None
+    mask_recorded: bool = False
 
     def to_dict(self) -> dict:
-        return {"uid": self.uid, "name": self.name, "kind": self.kind, "visible": self.visible,
-                "opacity": self.opacity}
+        d = {"uid": self.uid, "name": self.name, "kind": self.kind, "visible": self.visible,
+             "opacity": self.opacity}
+        if self.mask_recorded:
+            d["mask"] = self.mask
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> LayerProps:
+        mask = d.get("mask")
         return cls(int(d["uid"]), str(d.get("name", "")), str(d.get("kind", "imported")),
-                   bool(d.get("visible", True)), float(d.get("opacity", 1.0)))
+                   bool(d.get("visible", True)), float(d.get("opacity", 1.0)),
+                   None if mask is None else str(mask), "mask" in d)
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,14 @@ class ProjectHistory:
 
     ``entries[0]`` is the state the document was opened in; entry ``i > 0`` is the state after step ``i``.
     ``layer_pixels`` holds pixels of layers that appear in the history but not in the current stack
-    (an imported layer that was deleted), keyed by their uid in the loaded document.
+    (an imported layer that was deleted), keyed by their uid in the loaded document. ``masks`` holds
+    every distinct mask the history refers to (``LayerProps.mask`` keys), shared between steps.
     """
 
     entries: list[HistoryEntry] = field(default_factory=list)
     index: int = 0
     layer_pixels: dict[int, Layer] = field(default_factory=dict)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -150,6 +163,11 @@ def save_project(doc: Document, path: str | os.PathLike[str],
     layer_dicts = [_layer_entry(layer, i, members) for i, layer in enumerate(doc.layers)]
     extra = [_layer_entry(layer, len(layer_dicts) + i, members) for i, layer in enumerate(extra_layers)
              if layer.pixels is not None]
+    history_masks = {}
+    for key, mask in history.masks.items():
+        if _safe_key(key):
+            history_masks[key] = f"history/masks/{key}.png"
+            members[history_masks[key]] = _encode_mask(mask)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -173,6 +191,7 @@ def save_project(doc: Document, path: str | os.PathLike[str],
         "history_layers": extra,
         "history": [e.to_dict() for e in history.entries],
         "history_index": history.index,
+        "history_masks": history_masks,
         "analysis_info": doc.analysis_info,
     }
     members["manifest.json"] = json.dumps(manifest, indent=2, default=_json_default).encode("utf-8")
@@ -192,6 +211,10 @@ def save_project(doc: Document, path: str | os.PathLike[str],
         atomic_write(path, write, suffix=".tmp")
     except OSError as exc:
         raise InputError(f"Cannot save '{path}': {exc.strerror or exc}") from exc
+
+
+def _safe_key(key: str) -> bool:
+    return bool(key) and len(key) <= 64 and all(c.isalnum() or c in "-_" for c in key)
 
 
 def _layer_entry(layer: Layer, index: int, members: dict[str, bytes]) -> dict:
@@ -315,12 +338,18 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
     for e in manifest.get("history", []):
         entry = HistoryEntry.from_dict(e)
         if entry.layers is not None:
-            entry = HistoryEntry(entry.description, entry.rig, entry.view, tuple(
-                LayerProps(uid_map.setdefault(lp.uid, _fresh_uid()), lp.name, lp.kind, lp.visible, lp.opacity)
-                for lp in entry.layers))
+            entry = replace(entry, layers=tuple(replace(lp, uid=uid_map.setdefault(lp.uid, _fresh_uid()))
+                                                for lp in entry.layers))
         entries.append(entry)
     index = int(manifest.get("history_index", len(entries) - 1)) if entries else 0
-    history = ProjectHistory(entries, max(0, min(index, len(entries) - 1)), {layer.uid: layer for layer in extra})
+    stored = manifest.get("history_masks") or {}
+    masks = {key: _decode_mask(member(name), where, name) for key, name in stored.items()}
+    for entry in entries:
+        for lp in entry.layers or ():
+            if lp.mask is not None and lp.mask not in masks:
+                raise InputError(f"{where}: the file is damaged (history mask {lp.mask!r} is missing)")
+    history = ProjectHistory(entries, max(0, min(index, len(entries) - 1)), {layer.uid: layer for layer in extra},
+                             masks)
     return doc, history
 
 

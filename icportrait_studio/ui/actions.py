@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand
 from PySide6.QtWidgets import QMainWindow, QMenu, QSizePolicy, QToolBar, QWidget
 
-from icportrait_studio.core.document import DocState, Document, Layer, LayerState
-from icportrait_studio.core.project import EXTENSION, HistoryEntry, LayerProps, ProjectHistory
+from icportrait_studio.core.document import DocState
+from icportrait_studio.core.history import history_for_save, states_from_history
+from icportrait_studio.core.project import EXTENSION
 from icportrait_studio.ui.panels import icon
-
-RENDERED_KINDS = ("relit", "view")
-
-
-def strip_state(state: DocState) -> DocState:
-    """A snapshot for the undo stack: rendered layers lose their pixels (the render cache has them)."""
-    layers = tuple(replace(s, pixels=None, quality="full", request_id=0) if s.kind in RENDERED_KINDS else s
-                   for s in state.layers)
-    return replace(state, layers=layers)
 
 
 class StateCommand(QUndoCommand):
@@ -57,48 +49,6 @@ class StateCommand(QUndoCommand):
         self.after = other.after
         self.setText(other.text())
         return True
-
-
-# ---------------------------------------------------------------------------------------------------
-# History <-> project file
-
-
-def entry_from_state(description: str, state: DocState) -> HistoryEntry:
-    props = tuple(LayerProps(s.uid, s.name, s.kind, s.visible, s.opacity) for s in state.layers)
-    return HistoryEntry(description, state.rig, state.view, props)
-
-
-def history_for_save(base: tuple[str, DocState], commands: list[tuple[str, DocState]], index: int,
-                     doc: Document) -> tuple[ProjectHistory, list[Layer]]:
-    """The undo history as saved in a project, plus layers only the history still refers to."""
-    entries = [entry_from_state(*base)] + [entry_from_state(text, st) for text, st in commands]
-    current = {layer.uid for layer in doc.layers}
-    extra: dict[int, Layer] = {}
-    for _, st in [base, *commands]:
-        for s in st.layers:
-            if s.uid not in current and s.kind not in RENDERED_KINDS and s.pixels is not None:
-                extra.setdefault(s.uid, Layer.from_state(s))
-    return ProjectHistory(entries, index), list(extra.values())
-
-
-def states_from_history(history: ProjectHistory, doc: Document) -> list[DocState]:
-    """Turn saved history entries back into snapshots, finding each layer's pixels by uid."""
-    current = {layer.uid: layer for layer in doc.layers}
-    states = []
-    for entry in history.entries:
-        if entry.layers is None:
-            layers = tuple(layer.state() for layer in doc.layers)
-        else:
-            found = []
-            for p in entry.layers:
-                src = current.get(p.uid) or history.layer_pixels.get(p.uid)
-                pixels = src.pixels if src is not None else None
-                mask = src.mask if src is not None else None
-                found.append(LayerState(p.uid, p.name, p.kind, p.visible, p.opacity, pixels, mask,  # type: ignore[arg-type]
-                                        "full", 0))
-            layers = tuple(found)
-        states.append(strip_state(DocState(entry.rig, entry.view, doc.backend, layers)))
-    return states
 
 
 # ---------------------------------------------------------------------------------------------------

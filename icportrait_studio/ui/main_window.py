@@ -16,6 +16,7 @@ from PySide6.QtGui import QCloseEvent, QUndoStack
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessageBox
 
 from icportrait_studio.core.document import DocState, Document, Layer, default_rig
+from icportrait_studio.core.history import strip_state
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.core.view import ViewPose
 from icportrait_studio.jobs import Job, JobState
@@ -26,7 +27,6 @@ from icportrait_studio.ui.actions import (
     build_menus,
     build_toolbar,
     create_actions,
-    strip_state,
 )
 from icportrait_studio.ui.canvas import Canvas, DocumentDisplay
 from icportrait_studio.ui.docks import DocksMixin

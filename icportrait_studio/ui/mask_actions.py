@@ -18,7 +18,8 @@ from PySide6.QtGui import QAction, QColor, QKeySequence, QMouseEvent, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QInputDialog, QLabel, QMenu
 
 from icportrait_studio.core.document import Layer
-from icportrait_studio.ui.actions import StateCommand, strip_state
+from icportrait_studio.core.history import strip_state
+from icportrait_studio.ui.actions import StateCommand
 
 if TYPE_CHECKING:
     from icportrait_studio.ui.main_window import MainWindow
