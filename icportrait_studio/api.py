@@ -56,18 +56,23 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
-                 view: ViewPose | None = None, backend: str = "physical") -> RelightOutcome:
-    """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits."""
+                 view: ViewPose | None = None, backend: str = "physical", encoding: str = "auto") -> RelightOutcome:
+    """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits.
+
+    ``encoding`` ("auto", "srgb" or "linear") says how the input's values map to light; the output is
+    written in the same resolved encoding (a linear input comes out linear), reported as ``info["encoding"]``.
+    """
     from icportrait_studio.imaging.io import load_image, save_image
 
     t0 = time.perf_counter()
-    loaded = load_image(input_path)
+    loaded = load_image(input_path, encoding=encoding)
     t_load = time.perf_counter() - t0
     out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=str(input_path))
     t1 = time.perf_counter()
-    save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile,
+    save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile, encoding=loaded.encoding,
                bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None)
     out.info.setdefault("timings_ms", {}).update({"load": round(t_load * 1000, 1),
                                                   "save": round((time.perf_counter() - t1) * 1000, 1)})
     out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", []))
+    out.info["encoding"] = loaded.encoding
     return out

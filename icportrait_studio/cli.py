@@ -1,7 +1,8 @@
 """The ``icportrait`` command. Messages for people on stderr, never a traceback for bad input.
 
     icportrait relight INPUT... -o OUT [--light SPEC]... [--preset NAME] [--rig rig.json]
-                      [--ambient F] [--keep-original F] [--report report.json]
+                      [--ambient F] [--keep-original F] [--input-encoding auto|srgb|linear]
+                      [--report report.json]
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from icportrait_studio.errors import ICPortraitError, InputError
 log = logging.getLogger("icportrait")
 
 OUTPUT_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+# = icportrait_studio.imaging.encoding.ENCODINGS, spelled out so building the parser imports no numpy/cv2
+INPUT_ENCODINGS = ("auto", "srgb", "linear")
 
 
 def rig_from_args(args: argparse.Namespace) -> LightRig:
@@ -91,8 +94,9 @@ def cmd_relight(args: argparse.Namespace) -> int:
         entry: dict = {"input": inp, "output": str(outp)}
         t0 = time.perf_counter()
         try:
-            res = relight_file(inp, outp, rig)
-            entry.update(status="ok", timings_ms=res.info.get("timings_ms", {}), warnings=res.info.get("warnings", []),
+            res = relight_file(inp, outp, rig, encoding=args.input_encoding)
+            entry.update(status="ok", encoding=res.info.get("encoding"), timings_ms=res.info.get("timings_ms", {}),
+                         warnings=res.info.get("warnings", []),
                          source_light=res.info.get("source_light"), faces_found=res.info["analysis"]["faces_found"])
             for w in entry["warnings"]:
                 print(f"icportrait: {inp}: warning: {w}", file=sys.stderr)
@@ -140,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     add_rig_arguments(r)
-    r.add_argument("--report", help="write per-image timings and warnings to this JSON file")
+    r.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="auto",
+                   help="how the inputs' pixel values map to light: auto (default: the file's gAMA chunk or ICC"
+                        " profile, else sRGB), srgb, or linear for linear captures such as machine-vision/Yale"
+                        " images; outputs are written in the same encoding")
+    r.add_argument("--report", help="write per-image timings, warnings and encodings to this JSON file")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_relight)
 

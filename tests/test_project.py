@@ -243,3 +243,14 @@ def test_document_flatten_and_snapshots() -> None:
     doc.restore(state)
     assert doc.rig == default_rig() and doc.relit_layer.visible and np.allclose(doc.flatten(), 0.4)
     assert doc.remove_layer(doc.layers[0].uid) is None  # the photo itself cannot be deleted
+
+
+def test_a_linear_photo_stays_linear_through_a_project(tmp_path: Path) -> None:
+    doc = _doc()
+    doc.encoding = "linear"
+    save_project(doc, tmp_path / "lin.icps")
+    loaded, _ = load_project(tmp_path / "lin.icps")
+    assert loaded.encoding == "linear"
+    doc.encoding = "srgb"
+    save_project(doc, tmp_path / "srgb.icps")
+    assert load_project(tmp_path / "srgb.icps")[0].encoding == "srgb"

@@ -108,6 +108,7 @@ class Document:
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
     bit_depth: int = 8
+    encoding: str = "srgb"  # how the photo's samples map to light ("srgb" or "linear"); exports keep it
     path: str | None = None  # the photo this document was made from
     project_path: str | None = None  # the .icps it was last saved to or opened from
     rig: LightRig = field(default_factory=default_rig)
@@ -133,6 +134,7 @@ class Document:
             alpha=loaded.alpha,  # type: ignore[attr-defined]
             icc_profile=loaded.icc_profile,  # type: ignore[attr-defined]
             bit_depth=loaded.bit_depth,  # type: ignore[attr-defined]
+            encoding=getattr(loaded, "encoding", "srgb"),
             path=loaded.path,  # type: ignore[attr-defined]
             rig=rig or default_rig(),
             warnings=list(loaded.warnings),  # type: ignore[attr-defined]

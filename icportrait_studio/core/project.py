@@ -179,6 +179,7 @@ def save_project(doc: Document, path: str | os.PathLike[str],
             "project_path": doc.project_path,
             "size": list(doc.size),
             "bit_depth": doc.bit_depth,
+            "encoding": doc.encoding,
             "has_alpha": doc.alpha is not None,
             "backend": doc.backend,
             "warnings": list(doc.warnings),
@@ -327,6 +328,7 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
     extra = [_read_layer(d, base, member, where, uid_map) for d in manifest.get("history_layers", [])]
     doc = Document(
         base=base, alpha=alpha, icc_profile=icc, bit_depth=bit_depth, path=info.get("source_path"),
+        encoding="linear" if info.get("encoding") == "linear" else "srgb",
         rig=LightRig.from_dict(manifest.get("rig") or {}), view=ViewPose.from_dict(manifest.get("view") or {}),
         backend=str(info.get("backend", "physical")), layers=layers, dirty=False,
         analysis_info=manifest.get("analysis_info") or {}, warnings=list(info.get("warnings") or []),

@@ -3,11 +3,12 @@
 Everything a user can get wrong with a file (missing, empty, not an image, damaged, truncated, too
 large) surfaces as ``InputError`` with a one-line message naming the file, never as a traceback.
 Decoders: Pillow for most formats; OpenCV for 16-bit PNG (Pillow reduces 16-bit RGB PNG to 8 bits);
-tifffile for TIFF (16-bit and float samples; float samples are read as already sRGB-encoded values,
-clipped to [0, 1], like their integer siblings, not as linear light). Pixels stay in the file's colour
-space (its ICC profile is kept for saving), except CMYK, which is converted to sRGB. Saving is atomic:
-a temp file in the target folder is written, fsynced and renamed over the target, so a failed save
-never leaves a half-written file.
+tifffile for TIFF (16-bit and float samples; float samples are read as already-encoded values,
+clipped to [0, 1], like their integer siblings). Samples count as sRGB-encoded unless the file says
+they are linear (gAMA 1.0, linear ICC curves) or the caller asks for that (encoding.py). Pixels stay
+in the file's colour space (its ICC profile is kept for saving), except CMYK, which is converted to
+sRGB. Saving is atomic: a temp file in the target folder is written, fsynced and renamed over the
+target, so a failed save never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import functools
 import io
 import os
 import stat
-import struct
 import tempfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -30,7 +29,8 @@ import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from icportrait_studio.errors import InputError
-from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
+from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
+from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_icc
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
 
@@ -60,6 +60,7 @@ class LoadedImage:
     orientation_applied: int  # EXIF orientation that was undone (1 = none)
     path: str
     warnings: list[str] = field(default_factory=list)
+    encoding: str = "srgb"  # how the samples were decoded ('srgb' or 'linear'): save with the same to round-trip
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,23 +79,33 @@ class _Decoded:
     icc: bytes | None
     orientation: int = 1
     warnings: list[str] = field(default_factory=list)
+    png_gamma: float | None = None  # the PNG gAMA value as Pillow reads it (1.0 = linear), if any
 
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
 
 
-def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode an image file to linear float32 RGB; any problem with the file raises ``InputError``."""
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, encoding: str = "auto"
+) -> LoadedImage:
+    """Decode an image file to linear float32 RGB; any problem with the file raises ``InputError``.
+
+    ``encoding``: "srgb", "linear" (the samples already are linear light) or "auto" (ask the file)."""
     p = os.fspath(path)
+    resolve_encoding(encoding, icc=None, png_gamma=None)  # a bad value fails before any decoding
     _check_regular_file(p)
     try:
         dec = _decode(p, max_pixels)
+        enc = resolve_encoding(encoding, icc=dec.icc, png_gamma=dec.png_gamma)
+        if enc == "linear" and encoding == "auto":
+            why = linear_reason(dec.icc, dec.png_gamma)
+            dec.warnings.append(f"the file says its pixel values are linear light ({why}): decoded as linear")
         color = _apply_orientation(dec.color, dec.orientation)
         if color.ndim == 2:  # gray: linearise one channel, then replicate
-            rgb = np.repeat(decode_to_linear(color)[..., None], 3, axis=2)
+            rgb = np.repeat(to_linear(color, enc)[..., None], 3, axis=2)
         else:
-            rgb = decode_to_linear(np.ascontiguousarray(color))
+            rgb = to_linear(np.ascontiguousarray(color), enc)
         alpha = None
         if dec.alpha is not None:
             alpha = np.ascontiguousarray(_alpha_to_float(_apply_orientation(dec.alpha, dec.orientation)))
@@ -113,6 +124,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         orientation_applied=dec.orientation,
         path=p,
         warnings=dec.warnings,
+        encoding=enc,
     )
 
 
@@ -213,6 +225,7 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
         width, height = im.size
         _check_size(p, width, height, max_pixels)  # header only: nothing decoded yet
         icc = im.info.get("icc_profile") or None
+        gamma = im.info.get("gamma") if im.format == "PNG" else None
         warnings: list[str] = []
         if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
             warnings.append("the file holds several images; only the first was loaded")
@@ -220,12 +233,12 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
             orientation = _exif_orientation(im, allow_decode=False)
             color, alpha = _decode_png16(p, width, height)
             mode = _PNG16_MODES.get(head[25], im.mode)
-            return _Decoded(color, alpha, 16, mode, icc, orientation, warnings)
+            return _Decoded(color, alpha, 16, mode, icc, orientation, warnings, gamma)
         im.load()  # force the full decode here so truncation errors surface now
         orientation = _exif_orientation(im, allow_decode=True)
         mode = im.mode
         color, alpha, bit_depth, icc = _pil_to_arrays(im, icc, warnings)
-        return _Decoded(color, alpha, bit_depth, mode, icc, orientation, warnings)
+        return _Decoded(color, alpha, bit_depth, mode, icc, orientation, warnings, gamma)
 
 
 def _pil_to_arrays(
@@ -356,7 +369,7 @@ def _tiff_orientation(page: tifffile.TiffPage) -> int:
 
 
 def _clip_float(a: np.ndarray, warnings: list[str]) -> np.ndarray:
-    """Float samples are taken as sRGB-encoded values in [0, 1] (as the integer formats are)."""
+    """Float samples are taken as encoded values in [0, 1] (as the integer formats are)."""
     if not np.isfinite(a).all() or a.min(initial=0.0) < 0.0 or a.max(initial=0.0) > 1.0:
         warnings.append("floating-point values outside 0–1 were clipped")
         a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
@@ -427,13 +440,17 @@ def save_image(
     bit_depth: int | None = None,
     icc_profile: bytes | None = None,
     quality: int = 95,
+    encoding: str = "srgb",
 ) -> None:
-    """Encode linear RGB (HxWx3) to sRGB and write it atomically; the format follows the extension.
+    """Encode linear RGB (HxWx3) and write it atomically; the format follows the extension.
 
     PNG: 8 or 16 bits. JPEG and WebP: 8 bits (JPEG drops alpha). TIFF: 16 bits by default, alpha as
     an unassociated extra sample. The ICC profile, when given, is embedded (PNG, JPEG, TIFF, WebP).
+    ``encoding="linear"`` writes linear samples (a PNG without a profile gets gAMA 1.0 to say so).
     """
     p = os.fspath(path)
+    if encoding not in ("srgb", "linear"):
+        raise InputError(f"Cannot save '{p}': unknown encoding {encoding!r}; use 'srgb' or 'linear'")
     ext = os.path.splitext(p)[1].lower()
     if ext not in SAVE_EXTENSIONS:
         raise InputError(
@@ -454,9 +471,11 @@ def save_image(
     if os.path.isdir(p):
         raise InputError(f"Cannot save '{p}': a folder with that name exists")
 
-    color = encode_from_linear(rgb, depth)
+    color = from_linear(rgb, encoding, depth)
     alpha_enc = None if alpha is None else _encode_alpha(np.asarray(alpha), depth)
     writer = _WRITERS[ext]
+    if encoding == "linear" and ext == ".png" and not icc_profile:
+        writer = functools.partial(_write_png_gamma1, writer)
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))
 
 
@@ -544,14 +563,11 @@ def _write_png(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: by
     f.write(insert_png_icc(data, icc) if icc else data)
 
 
-def insert_png_icc(png: bytes, icc: bytes) -> bytes:
-    """Add an iCCP chunk right after IHDR (it must precede IDAT); shared with the layered exporters."""
-    if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
-        raise OSError("unexpected PNG layout from the encoder")
-    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    body = b"ICC Profile\x00\x00" + zlib.compress(icc)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-    return png[:ihdr_end] + chunk + png[ihdr_end:]
+def _write_png_gamma1(writer: _Writer, f: BinaryIO, *args: object) -> None:
+    """A linear PNG says so (gAMA 1.0), so viewers and ``load_image(encoding="auto")`` read it right."""
+    buf = io.BytesIO()
+    writer(buf, *args)  # type: ignore[arg-type]
+    f.write(insert_png_gamma1(buf.getvalue()))
 
 
 def _write_with_pil(

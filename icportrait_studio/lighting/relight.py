@@ -31,11 +31,11 @@ MAX_GAIN = 6.0
 MATTE_FLOOR = 1e-3
 MATTE_EDGE = (0.5, 0.98)  # matte values over which relighting fades in at the person's edge
 EXPOSURE_PERCENTILE = 90.0
-# The face mesh's relief is flatter than real faces (a regressed depth pulls toward the mean): with its
-# normals the light found in side-lit photos comes out ~10 degrees too oblique, and relit cheeks stay
-# lit far past where a real face turns away. Steepening the normals (the depth gradient, not the depth
-# used for cast shadows, whose nose shadows are already long enough) by this factor corrects both.
-NORMAL_RELIEF = 1.4
+# Scale on the mesh normals' tilt (1 = the mesh as regressed). Session 1 steepened it ×1.4 because that
+# scored best on the Yale benchmark, but those photos are linear-light captures that were being decoded
+# as sRGB, which exaggerates shading contrast; decoded as what they are (``--input-encoding linear``)
+# the mesh's own relief scores best (1.0 vs 1.4: si-MSE 0.0126 vs 0.0140), so no correction is applied.
+NORMAL_RELIEF = 1.0
 # Fill light reaches creases (eye sockets, nostrils, the fold beside the nose) through a narrower
 # opening: ambient occlusion over this reach (× face width), smoothed so mesh facets do not show.
 OCCLUSION_REACH = 0.3

@@ -73,9 +73,12 @@ class EditTarget:
 
             stack = layers or [ExportLayer("Original", self.image.rgb, self.image.alpha, kind="base"),
                                ExportLayer("IC-Portrait", rgb, alpha, kind="relit")]
-            export_document(self.path, ExportDocument.from_layers(stack, icc_profile=self.image.icc_profile,
+            encoding = getattr(self.image, "encoding", "srgb")
+            icc = self.image.icc_profile if encoding == "srgb" else None  # layers are sRGB-encoded
+            export_document(self.path, ExportDocument.from_layers(stack, icc_profile=icc,
                                                                   bit_depth=self.bit_depth), registry)
             return
         from icportrait_studio.imaging.io import save_image
 
-        save_image(self.path, rgb, alpha=alpha, bit_depth=self.bit_depth, icc_profile=self.image.icc_profile)
+        save_image(self.path, rgb, alpha=alpha, bit_depth=self.bit_depth, icc_profile=self.image.icc_profile,
+                   encoding=getattr(self.image, "encoding", "srgb"))

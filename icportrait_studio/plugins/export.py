@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from icportrait_studio.errors import InputError
-from icportrait_studio.imaging.io import insert_png_icc
+from icportrait_studio.imaging.png_chunks import insert_png_icc
 from icportrait_studio.plugins.api import ExportDocument, ExportLayer, FlatImage, PluginError
 from icportrait_studio.plugins.manifest import Contribution
 from icportrait_studio.plugins.registry import PluginRegistry, default_registry
@@ -180,7 +180,9 @@ def document_from_app(doc: Any) -> ExportDocument:
             alpha = mask if alpha is None else alpha * mask
         layers.append(ExportLayer(layer.name, fit(layer.pixels, w, h), alpha, layer.visible, layer.opacity,
                                   layer.kind))
-    return ExportDocument((w, h), layers, doc.icc_profile, 16 if doc.bit_depth == 16 else 8)
+    # layered files hold sRGB-encoded layers: a linear photo's profile would mislabel them (untagged = sRGB)
+    icc = doc.icc_profile if getattr(doc, "encoding", "srgb") == "srgb" else None
+    return ExportDocument((w, h), layers, icc, 16 if doc.bit_depth == 16 else 8)
 
 
 # --- encoding helpers shared by the exporter plugins ---------------------------------------------------

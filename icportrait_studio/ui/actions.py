@@ -377,7 +377,7 @@ class FileOpsMixin:
         doc = self.doc  # type: ignore[attr-defined]
         state = doc.snapshot()
         snap = Document(base=doc.base, alpha=doc.alpha, icc_profile=doc.icc_profile, bit_depth=doc.bit_depth,
-                        path=doc.path, project_path=project_path, rig=state.rig, view=state.view,
+                        encoding=doc.encoding, path=doc.path, project_path=project_path, rig=state.rig, view=state.view,
                         backend=state.backend, layers=[Layer.from_state(s) for s in state.layers],
                         analysis_info=dict(doc.analysis_info), warnings=list(doc.warnings), id=doc.id)
         stack = self.undo_stack  # type: ignore[attr-defined]
@@ -474,7 +474,8 @@ class FileOpsMixin:
 
         def write(s: object) -> None:
             def work(p: Callable, t: object) -> None:
-                save_image(path, s.flatten(), alpha=s.alpha, bit_depth=bits, icc_profile=s.icc_profile)  # type: ignore[attr-defined]
+                save_image(path, s.flatten(), alpha=s.alpha, bit_depth=bits, icc_profile=s.icc_profile,  # type: ignore[attr-defined]
+                           encoding=s.encoding)  # type: ignore[attr-defined]
 
             self.io.submit(work, label=f"Export {name}", priority=3,  # type: ignore[attr-defined]
                            on_done=lambda _r: self.statusBar().showMessage(f"Exported {path}", 6000),  # type: ignore[attr-defined]

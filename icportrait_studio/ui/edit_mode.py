@@ -55,7 +55,8 @@ class EditMode:
         img = target.image
         rig = win.light_panel.rig()
         doc = Document(base=img.rgb, alpha=img.alpha, icc_profile=img.icc_profile,
-                       bit_depth=16 if img.bit_depth >= 16 else 8, path=str(target.path),
+                       bit_depth=16 if img.bit_depth >= 16 else 8, encoding=getattr(img, "encoding", "srgb"),
+                       path=str(target.path),
                        rig=rig if rig.lights else default_rig(), warnings=list(img.warnings))
 
         def opened(proxies: object) -> None:
