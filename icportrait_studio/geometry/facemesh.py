@@ -122,17 +122,21 @@ def segment_person(rgb8: np.ndarray) -> np.ndarray:
 def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35) -> tuple[list[DetectedFace], bool]:
     """Detect faces; on a tight crop (no face, or the face touching the border) pad and retry.
 
+    A face found on the first pass that is small for the frame (under a third of its short side) is
+    checked with the padded pass too: in a tight crop the detector can lock onto part of the face, and
+    padding then finds the whole one. The padded result wins only if its face is clearly larger.
     Returns the faces in the original image's pixel coordinates and whether padding was used.
     """
     faces = detect_faces(rgb8)
     h, w = rgb8.shape[:2]
     touches = bool(faces) and _touches_border(faces[0], w, h)
-    if faces and not touches:
+    small = bool(faces) and _width(faces[0]) < min(w, h) / 3
+    if faces and not touches and not small:
         return faces, False
     ph, pw = int(h * pad_fraction), int(w * pad_fraction)
     padded = np.pad(rgb8, ((ph, ph), (pw, pw), (0, 0)), mode="edge")
     padded_faces = detect_faces(padded)
-    if not padded_faces:
+    if not padded_faces or (small and not touches and _width(padded_faces[0]) < 1.5 * _width(faces[0])):
         return faces, False
     shifted = []
     for f in padded_faces:
@@ -141,6 +145,11 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35) -> tuple[l
         lm[:, 1] -= ph
         shifted.append(DetectedFace(lm))
     return shifted, True
+
+
+def _width(face: DetectedFace) -> float:
+    x0, _, x1, _ = face.bbox
+    return x1 - x0
 
 
 def _touches_border(face: DetectedFace, w: int, h: int) -> bool:

@@ -1,0 +1,66 @@
+"""The padded second pass of face detection: tight crops, and small faces that may be part of a face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icportrait_studio.geometry import facemesh
+from icportrait_studio.geometry.facemesh import DetectedFace
+
+
+def _face(x0: float, y0: float, x1: float, y1: float) -> DetectedFace:
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, 0] = np.linspace(x0, x1, 478)
+    lm[:, 1] = np.linspace(y0, y1, 478)
+    return DetectedFace(lm)
+
+
+@pytest.fixture
+def passes(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Script the detector: answers[0] for the plain image, answers[1] for the padded one."""
+    answers: list[list[DetectedFace]] = [[], []]
+    calls: list[tuple[int, int]] = []
+
+    def fake(rgb8: np.ndarray) -> list[DetectedFace]:
+        calls.append(rgb8.shape[:2])
+        return answers[min(len(calls) - 1, 1)]
+
+    monkeypatch.setattr(facemesh, "detect_faces", fake)
+    return answers, calls
+
+
+IMG = np.zeros((200, 180, 3), np.uint8)
+PW, PH = int(180 * 0.35), int(200 * 0.35)
+
+
+def test_a_large_face_inside_the_frame_needs_no_second_pass(passes) -> None:  # type: ignore[no-untyped-def]
+    answers, calls = passes
+    answers[0] = [_face(20, 30, 160, 180)]
+    faces, padded = facemesh.detect_with_padding(IMG)
+    assert not padded and len(calls) == 1 and faces[0].bbox[0] == pytest.approx(20)
+
+
+def test_a_small_face_in_a_tight_crop_is_replaced_by_the_whole_face_found_with_padding(passes) -> None:  # type: ignore[no-untyped-def]
+    answers, calls = passes
+    answers[0] = [_face(60, 60, 110, 110)]  # 50 px: part of the face
+    answers[1] = [_face(PW - 10, PH - 5, PW + 185, PH + 205)]  # the whole face, running off the crop
+    faces, padded = facemesh.detect_with_padding(IMG)
+    assert padded and len(calls) == 2
+    x0, y0, x1, _ = faces[0].bbox
+    assert x0 == pytest.approx(-10) and y0 == pytest.approx(-5) and x1 - x0 == pytest.approx(195)
+
+
+def test_small_faces_in_a_wide_shot_are_kept_when_padding_finds_the_same(passes) -> None:  # type: ignore[no-untyped-def]
+    answers, calls = passes
+    answers[0] = [_face(60, 60, 110, 110), _face(120, 70, 160, 110)]
+    answers[1] = [_face(PW + 60, PH + 60, PW + 110, PH + 110)]
+    faces, padded = facemesh.detect_with_padding(IMG)
+    assert not padded and len(calls) == 2 and len(faces) == 2 and faces[0].bbox[0] == pytest.approx(60)
+
+
+def test_no_face_then_padding(passes) -> None:  # type: ignore[no-untyped-def]
+    answers, _ = passes
+    answers[1] = [_face(PW, PH, PW + 100, PH + 120)]
+    faces, padded = facemesh.detect_with_padding(IMG)
+    assert padded and faces[0].bbox[0] == pytest.approx(0)
