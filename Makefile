@@ -26,8 +26,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 
+EVAL = $(BIN)/python ../shared/bench/relight_eval.py --data ../shared/data/yaleB-dev
+
+# The benchmark's exact command first; then the same with the photos decoded as what they are (linear).
 eval: $(STAMP)
-	$(BIN)/python ../shared/bench/relight_eval.py --data ../shared/data/yaleB-dev --method "cli:$(BIN)/icportrait relight"
+	$(EVAL) --method "cli:$(BIN)/icportrait relight"
+	$(EVAL) --method "cli:$(BIN)/icportrait relight" --source A-025E+00
+	$(EVAL) --method "cli:$(BIN)/icportrait relight --input-encoding linear"
+	$(EVAL) --method "cli:$(BIN)/icportrait relight --input-encoding linear" --source A-025E+00
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

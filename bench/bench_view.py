@@ -106,10 +106,47 @@ def bench_identity(backend: PhysicalBackend, paths: list[Path]) -> dict:
     return out
 
 
+JITTER = ((1.0, 0, 0), (1.06, 3, 2), (0.94, -2, 3), (1.0, 4, -3), (1.03, -3, -2))
+
+
+def detect_averaged(rgb: np.ndarray) -> np.ndarray | None:
+    """Landmarks averaged over a few sub-pixel-to-few-pixel similarity jitters of the image.
+
+    The face mesh alone moves its feature landmarks by 0.9-1.7 % of the eye distance when a photo is
+    merely rescaled by 6 % or shifted by 3 px (measured on these faces): most of the 2 % budget. Averaging
+    five jittered detections measures where the features are with less of that noise; the single
+    detection is still reported next to it.
+    """
+    h, w = rgb.shape[:2]
+    found = []
+    for s, tx, ty in JITTER:
+        m = np.float32([[s, 0, tx + (1 - s) * w / 2], [0, s, ty + (1 - s) * h / 2]])
+        img = rgb if (s, tx, ty) == (1.0, 0, 0) else cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR,
+                                                                      borderMode=cv2.BORDER_REFLECT)
+        lm = analyze(img).landmarks
+        if lm is not None:
+            lm = lm.copy()
+            lm[:, :2] = (lm[:, :2] - m[:, 2]) / s
+            found.append(lm)
+    return np.mean(found, axis=0) if len(found) >= 3 else None
+
+
+def _inside(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return ((points[:, 0] >= 0) & (points[:, 0] <= shape[1] - 1) & (points[:, 1] >= 0)
+            & (points[:, 1] <= shape[0] - 1))
+
+
 def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
+    """Landmarks detected on each re-posed result vs the input's moved by the same turn (% of the eye
+    distance), over the landmarks inside the frame. 'single': one detection each side (includes the
+    detector's own jitter); 'averaged': each side detected five times under small jitters and averaged
+    (see ``detect_averaged``)."""
+    from icportrait_studio.geometry.view_warp import transform_points
+
     views = [ViewPose(-30), ViewPose(-20), ViewPose(20), ViewPose(30), ViewPose(0, -20), ViewPose(0, 20)]
     sets = landmark_sets()
-    rows: dict = {f"{v.yaw:+g}/{v.pitch:+g}": {k: [] for k in sets} for v in views}
+    modes = ("single", "averaged")
+    rows: dict = {m: {f"{v.yaw:+g}/{v.pitch:+g}": {k: [] for k in sets} for v in views} for m in modes}
     missed = 0
     for p in paths:
         rgb = load_image(p).rgb
@@ -117,22 +154,35 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
         a = backend.analysis(src)
         iod = float(np.linalg.norm(a.landmarks[IRIS[0], :2] - a.landmarks[IRIS[1], :2]))
         vctx = backend.view_context(src, a, "full", rgb)
+        geom = vctx.geometry
+        to_work = np.float32(geom.shape[1] / rgb.shape[1])
+        inputs = {"single": a.landmarks, "averaged": detect_averaged(rgb)}
         for v in views:
             res = backend.run(EditRequest(src.image_id, ORIGINAL, view=v), src)
-            det = analyze(res.image).landmarks
-            if det is None:
-                missed += 1
-                continue
-            pred = backend._moved_landmarks(a, vctx.geometry, v, rgb.shape)
-            err = np.linalg.norm(pred[:, :2] - det[:, :2], axis=1) / iod
-            for k, idx in sets.items():
-                rows[f"{v.yaw:+g}/{v.pitch:+g}"][k].append(float(err[idx].mean()))
-    out: dict = {key: {k: round(statistics.median(x), 4) for k, x in r.items() if x} for key, r in rows.items()}
-    for k in sets:
-        every = [x for r in rows.values() for x in r[k]]
-        out[f"{k}_median"] = round(float(np.median(every)), 4)
-        out[f"{k}_mean"] = round(float(np.mean(every)), 4)
-    out["faces_not_detected_on_result"] = missed
+            found = {"single": analyze(res.image).landmarks, "averaged": detect_averaged(res.image)}
+            for m in modes:
+                if found[m] is None or inputs[m] is None:
+                    missed += 1
+                    continue
+                pred = transform_points(geom, inputs[m] * to_work, v.yaw, v.pitch) / to_work
+                err = np.linalg.norm(pred[:, :2] - found[m][:, :2], axis=1) / iod
+                # only landmarks inside the frame before and after the turn: in a tight crop (the Yale faces)
+                # the brows run off the image, and the mesh's guesses there are not detections
+                seen = _inside(inputs[m], rgb.shape) & _inside(pred, rgb.shape)
+                for k, idx in sets.items():
+                    idx = idx[seen[idx]]
+                    if len(idx):
+                        rows[m][f"{v.yaw:+g}/{v.pitch:+g}"][k].append(float(err[idx].mean()))
+    out: dict = {}
+    for m in modes:
+        out[m] = {key: {k: round(statistics.median(x), 4) for k, x in r.items() if x} for key, r in rows[m].items()}
+        for k in sets:
+            every = [x for r in rows[m].values() for x in r[k]]
+            out[m][f"{k}_median"] = round(float(np.median(every)), 4)
+            out[m][f"{k}_mean"] = round(float(np.mean(every)), 4)
+    out["features_median"] = out["single"]["features_median"]
+    out["features_median_averaged"] = out["averaged"]["features_median"]
+    out["detections_missing"] = missed
     return out
 
 
@@ -245,7 +295,9 @@ def main() -> None:
         targets["identity yaw ±20 ≤ 0.40"] = i["yaw_20"]["median"] <= 0.40
         targets["identity yaw ±30 ≤ 0.50"] = i["yaw_30"]["median"] <= 0.50
     if "geometry" in res:
-        targets["landmarks (features, median) ≤ 2% IOD"] = res["geometry"]["features_median"] <= 0.02
+        targets["landmarks (features, median) ≤ 2% IOD, single detections"] = res["geometry"]["features_median"] <= 0.02
+        targets["landmarks (features, median) ≤ 2% IOD, jitter-averaged detections"] = (
+            res["geometry"]["features_median_averaged"] <= 0.02)
     if "roundtrip_ssim_face" in res:
         rt = res["roundtrip_ssim_face"]
         targets["round trip SSIM ≥ 0.9 (carried geometry)"] = all(v["median"] >= 0.9 for v in rt["carried"].values())

@@ -18,13 +18,13 @@ def _face(x0: float, y0: float, x1: float, y1: float) -> DetectedFace:
 
 @pytest.fixture
 def passes(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Script the detector: answers[0] for the plain image, answers[1] for the padded one."""
+    """Script the detector: answers[0] for the plain image, answers[1] for the padded (larger) one."""
     answers: list[list[DetectedFace]] = [[], []]
     calls: list[tuple[int, int]] = []
 
     def fake(rgb8: np.ndarray) -> list[DetectedFace]:
         calls.append(rgb8.shape[:2])
-        return answers[min(len(calls) - 1, 1)]
+        return answers[0] if rgb8.shape[:2] == IMG.shape[:2] else answers[1]
 
     monkeypatch.setattr(facemesh, "detect_faces", fake)
     return answers, calls
@@ -32,6 +32,9 @@ def passes(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 IMG = np.zeros((200, 180, 3), np.uint8)
 PW, PH = int(180 * 0.35), int(200 * 0.35)
+FILLED = np.ones((100, 90), np.float32)  # a person matte (half size) covering the whole crop
+HEAD = np.zeros((100, 90), np.float32)
+HEAD[20:70, 28:60] = 1.0  # a head-and-shoulders outline about as wide as a 50 px face
 
 
 def test_a_large_face_inside_the_frame_needs_no_second_pass(passes) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +48,7 @@ def test_a_small_face_in_a_tight_crop_is_replaced_by_the_whole_face_found_with_p
     answers, calls = passes
     answers[0] = [_face(60, 60, 110, 110)]  # 50 px: part of the face
     answers[1] = [_face(PW - 10, PH - 5, PW + 185, PH + 205)]  # the whole face, running off the crop
-    faces, padded = facemesh.detect_with_padding(IMG)
+    faces, padded = facemesh.detect_with_padding(IMG, matte=FILLED)
     assert padded and len(calls) == 2
     x0, y0, x1, _ = faces[0].bbox
     assert x0 == pytest.approx(-10) and y0 == pytest.approx(-5) and x1 - x0 == pytest.approx(195)
@@ -55,8 +58,17 @@ def test_small_faces_in_a_wide_shot_are_kept_when_padding_finds_the_same(passes)
     answers, calls = passes
     answers[0] = [_face(60, 60, 110, 110), _face(120, 70, 160, 110)]
     answers[1] = [_face(PW + 60, PH + 60, PW + 110, PH + 110)]
-    faces, padded = facemesh.detect_with_padding(IMG)
+    faces, padded = facemesh.detect_with_padding(IMG, matte=FILLED)
     assert not padded and len(calls) == 2 and len(faces) == 2 and faces[0].bbox[0] == pytest.approx(60)
+
+
+def test_a_small_face_as_wide_as_its_outline_needs_no_second_pass(passes) -> None:  # type: ignore[no-untyped-def]
+    answers, calls = passes
+    answers[0] = [_face(60, 50, 110, 130)]
+    _, padded = facemesh.detect_with_padding(IMG, matte=HEAD)
+    assert not padded and len(calls) == 1
+    facemesh.detect_with_padding(IMG)  # without a matte: no check either
+    assert len(calls) == 2
 
 
 def test_no_face_then_padding(passes) -> None:  # type: ignore[no-untyped-def]

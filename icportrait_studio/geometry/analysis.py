@@ -114,13 +114,13 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis
     timings: dict[str, float] = {"prepare": time.perf_counter() - t0}
 
     t = time.perf_counter()
-    faces, padded = facemesh.detect_with_padding(det8)
+    geo8 = det8 if det8.shape[:2] == (gh, gw) else encode_from_linear(geo_lin, 8)
+    matte = facemesh.segment_person(geo8)  # first: the detection checks a small face against the outline
+    timings["matte"] = time.perf_counter() - t
+    t = time.perf_counter()
+    faces, padded = facemesh.detect_with_padding(det8, matte=matte)
     timings["face_mesh"] = time.perf_counter() - t
     warnings: list[str] = []
-    t = time.perf_counter()
-    geo8 = det8 if det8.shape[:2] == (gh, gw) else encode_from_linear(geo_lin, 8)
-    matte = facemesh.segment_person(geo8)
-    timings["matte"] = time.perf_counter() - t
 
     t = time.perf_counter()
     landmarks = None

@@ -119,18 +119,19 @@ def segment_person(rgb8: np.ndarray) -> np.ndarray:
     return np.clip(mask.astype(np.float32), 0.0, 1.0)
 
 
-def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35) -> tuple[list[DetectedFace], bool]:
+def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,
+                        matte: np.ndarray | None = None) -> tuple[list[DetectedFace], bool]:
     """Detect faces; on a tight crop (no face, or the face touching the border) pad and retry.
 
-    A face found on the first pass that is small for the frame (under a third of its short side) is
-    checked with the padded pass too: in a tight crop the detector can lock onto part of the face, and
-    padding then finds the whole one. The padded result wins only if its face is clearly larger.
+    With the person ``matte`` (any size), a face much narrower than the person's outline across the
+    face's rows is checked with the padded pass too: in a tight crop the detector can lock onto part of
+    the face, and padding then finds the whole one. The padded result wins only if clearly larger.
     Returns the faces in the original image's pixel coordinates and whether padding was used.
     """
     faces = detect_faces(rgb8)
     h, w = rgb8.shape[:2]
     touches = bool(faces) and _touches_border(faces[0], w, h)
-    small = bool(faces) and _width(faces[0]) < min(w, h) / 3
+    small = bool(faces) and matte is not None and _width(faces[0]) < 0.45 * _outline_width(faces[0], matte, w, h)
     if faces and not touches and not small:
         return faces, False
     ph, pw = int(h * pad_fraction), int(w * pad_fraction)
@@ -145,6 +146,16 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35) -> tuple[l
         lm[:, 1] -= ph
         shifted.append(DetectedFace(lm))
     return shifted, True
+
+
+def _outline_width(face: DetectedFace, matte: np.ndarray, w: int, h: int) -> float:
+    """Median width (pixels of the ``w`` x ``h`` image) of the person's outline over the face's rows."""
+    mh, mw = matte.shape[:2]
+    _, y0, _, y1 = face.bbox
+    r0 = int(np.clip(y0 * mh / h, 0, mh - 1))
+    r1 = int(np.clip(y1 * mh / h, r0 + 1, mh))
+    widths = (matte[r0:r1] > 0.5).sum(axis=1)
+    return float(np.median(widths)) * w / mw if len(widths) else 0.0
 
 
 def _width(face: DetectedFace) -> float:
