@@ -484,3 +484,24 @@ def test_unusual_photos_open_with_a_note_not_a_crash(window: MainWindow, qtbot, 
     assert window._analysis is not None and any(needle in w for w in window._analysis.summary["warnings"])
     relit = window.doc.relit_layer.pixels
     assert relit is not None and np.isfinite(relit).all() and relit.shape[:2] == img.shape[:2]
+
+
+def test_a_plugin_backend_is_offered_and_renders_when_chosen(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The bundled example plugin contributes 'example-gain' (photo × total intensity, no geometry)."""
+    open_sample(window, qtbot)
+    window.start_background()  # what the app does once the window is shown
+    combo = window.backend_combo
+    qtbot.waitUntil(lambda: combo.findData("example-gain") >= 0, timeout=WAIT_MS)
+    i = combo.findData("example-gain")
+    assert combo.model().item(i).isEnabled()  # type: ignore[attr-defined]
+    shown = window.doc.relit_layer.request_id
+    combo.setCurrentIndex(i)
+    combo.activated.emit(i)  # what a user's pick sends
+    assert window.doc.backend == "example-gain"
+    qtbot.waitUntil(lambda: window.doc.relit_layer.request_id != shown and window.jobs_idle()
+                    and window.doc.relit_layer.quality == "full", timeout=WAIT_MS)
+    rig = window.doc.rig
+    gain = rig.ambient + sum(light.intensity for light in rig.lights if light.enabled)
+    expected = np.clip(window.doc.base * np.float32(gain), 0, 1)
+    assert np.abs(window.doc.relit_layer.pixels - expected).max() < 1e-5
+    assert window.undo_stack.text(window.undo_stack.index() - 1) == "Backend: example-gain"

@@ -283,11 +283,16 @@ def _get_backend(name: str) -> object:
 def backends_work(progress: ProgressFn, token: CancelToken) -> list[tuple[str, bool, str]]:
     """(name, available, reason) for every registered backend; availability checks may be slow."""
     from icportrait_studio.pipeline.registry import backend_names
+    from icportrait_studio.plugins.registry import default_registry
 
     try:  # registers the diffusion backend (a cheap import: torch loads only when it runs)
         import icportrait_studio.model  # noqa: F401
     except Exception as exc:
         log.info("diffusion backend not offered: %s", exc)
+    try:  # plugin backends: manifests only, their code loads when one is first used
+        default_registry()
+    except Exception as exc:
+        log.warning("plugin backends not offered: %s", exc)
     entries = []
     for name in backend_names():
         try:
