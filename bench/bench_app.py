@@ -218,11 +218,61 @@ def bench_drag(events: int, rate_hz: float = 60.0) -> dict:
             "renders_dropped": stats["dropped"], **breakdown}
 
 
+def bench_mask_stroke(moves: int = 60) -> dict:
+    """Mask brush on a 12 MP layer: time of each live update of the canvas while a stroke is painted
+    (the box the brush touched is re-encoded), against re-encoding the whole layer as before."""
+    from PySide6.QtCore import QPointF
+
+    from icportrait_studio.ui.jobs_bridge import encode_display
+
+    path = _portrait((4000, 3000), "12mp")
+    app = _app()
+    win = _window(app)
+    win.open_path(str(path))
+    _spin(app, lambda: win.doc is not None and win.jobs_idle() and win.doc.relit_layer.quality == "full"
+          and win._analysis is not None, 120)
+    uid = win.doc.relit_layer.uid
+    win.layers_panel.list.setCurrentRow(win.layers_panel._order.index(uid))
+    masks = win.ext.masks
+    masks.from_matte.trigger()
+    _spin(app, lambda: win.display._arrays.get(uid, (None, None))[1] is win.doc.layer_by_uid(uid).mask
+          and win.jobs_idle(), 60)
+    masks.brush_size = 120.0
+    live: list[float] = []
+    import icportrait_studio.ui.mask_actions as ma
+
+    ma.LIVE_INTERVAL_S = 0.0  # show every move, so each one is timed
+    original = masks._show_stroke
+
+    def timed() -> None:
+        t = time.perf_counter()
+        original()
+        live.append((time.perf_counter() - t) * 1000)
+
+    masks._show_stroke = timed  # type: ignore[method-assign]
+    masks._begin(QPointF(800, 1500), erase=True)
+    for i in range(1, moves + 1):
+        masks._paint_to(QPointF(800 + 2400 * i / moves, 1500 + 300 * math.sin(i / 6)))
+        app.processEvents()
+    masks._end()
+    layer = win.doc.layer_by_uid(uid)
+    full = []
+    for _ in range(3):
+        t = time.perf_counter()
+        encode_display(layer.pixels, win.doc.alpha, layer.mask)
+        full.append((time.perf_counter() - t) * 1000)
+    full_ms = statistics.median(full)
+    win.undo_stack.setClean()
+    win.close()
+    return {"mask_stroke_update_median_ms": statistics.median(live), "mask_stroke_update_max_ms": max(live),
+            "mask_stroke_updates": len(live), "mask_full_reencode_12mp_ms": full_ms}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--events", type=int, default=200)
-    ap.add_argument("--only", choices=["start", "open", "open-cold", "drag"])
+    ap.add_argument("--only", choices=["start", "open", "open-cold", "drag", "mask"])
     args = ap.parse_args()
     results: dict = {}
     if args.only in (None, "start"):
@@ -238,6 +288,8 @@ def main() -> int:
         results |= bench_open(3, warm=True, ext=".jpg")
     if args.only in (None, "drag"):
         results |= bench_drag(args.events)
+    if args.only in (None, "mask"):
+        results |= bench_mask_stroke()
     if args.only != "open-cold":
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"device: CPU only ({os.cpu_count()} cores, load average {load:.2f}), "
@@ -249,7 +301,8 @@ def main() -> int:
                 unit = "ms" if key.endswith("ms") else "s"
                 print(f"  [{ok}] {key:18s} {value:8.3f} {unit}  (target <= {target:g} {unit})")
         for key in ("cold_start_max_s", "cold_start_in_app_s", "open_12mp_cold_s", "open_12mp_s_jpeg", "drag_max_ms",
-                    "preview_render_ms", "preview_queue_ms", "preview_delivery_ms"):
+                    "preview_render_ms", "preview_queue_ms", "preview_delivery_ms",
+                    "mask_stroke_update_median_ms", "mask_stroke_update_max_ms", "mask_full_reencode_12mp_ms"):
             if key in results:
                 print(f"        {key:18s} {results[key]:8.3f}")
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()}))

@@ -218,3 +218,51 @@ def test_undo_past_mask_edits_after_reopening_gives_the_old_masks(window: MainWi
     for _ in range(4):
         window.undo_stack.redo()
     assert np.abs(mask_now() - face).max() < TOL_16
+
+
+def test_a_stroke_redraws_only_the_brushed_box_and_ends_exactly_like_a_full_redraw(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from icportrait_studio.ui.jobs_bridge import encode_display
+
+    analysed(window, qtbot)
+    uid = select_relit(window)
+    masks = window.ext.masks
+    masks.from_matte.trigger()
+    qtbot.waitUntil(lambda: canvas_display_mask(window, uid) is window.doc.layer_by_uid(uid).mask
+                    and window.jobs_idle(), timeout=WAIT_MS)
+    before = window.display._arrays[uid][2].copy()
+    shown = window.display._layers[uid].array
+    window.canvas.fit()
+    masks.brush.trigger()
+    canvas = window.canvas
+    w, h = window.doc.size
+    a = QPointF(canvas.mapFromScene(QPointF(w * 0.1, h * 0.1)))
+    b = QPointF(canvas.mapFromScene(QPointF(w * 0.3, h * 0.15)))
+    _stroke(canvas.viewport(), a, b, Qt.KeyboardModifier.AltModifier)
+    layer = window.doc.layer_by_uid(uid)
+    # no display job: the display already shows the committed mask, patched in place on a copy
+    entry = window.display._arrays[uid]
+    assert entry[1] is layer.mask and entry[2] is window.display._layers[uid].array and entry[2] is not shown
+    full = encode_display(layer.pixels, window.doc.alpha, layer.mask)
+    assert np.array_equal(entry[2], full)  # exactly what a full re-encode gives
+    changed = np.any(entry[2] != before, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and xs.max() < w * 0.3 + masks.brush_size and ys.max() < h * 0.15 + masks.brush_size
+    # the render cache's array was not touched
+    assert np.array_equal(shown, before)
+
+
+def test_patched_zoom_levels_match_a_fresh_downscale() -> None:
+    import cv2
+
+    from icportrait_studio.ui.canvas import DisplayLayer
+
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 255, (256, 320, 4), dtype=np.uint8)
+    dl = DisplayLayer(1, "relit", arr, True)
+    dl.level_for(70)  # caches the 1/4 level
+    dl.level_for(150)  # and the 1/2 level
+    arr[37:91, 101:166] = 0
+    dl.patch_mips((101, 37, 166, 91))
+    for level, small in dl._mip_arrays.items():
+        fresh = cv2.resize(arr, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(small, fresh), level

@@ -10,6 +10,7 @@ scaled down on every repaint would make panning stutter.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,20 @@ class DisplayLayer:
             self._mip_arrays[level] = small
             self._mips[level] = array_to_qimage(small, self._native)
         return self._mips[level]
+
+    def patch_mips(self, box: tuple[int, int, int, int]) -> None:
+        """Bring the cached zoom levels up to date after ``array[y0:y1, x0:x1]`` changed in place."""
+        import cv2
+
+        x0, y0, x1, y1 = box
+        for level, small in self._mip_arrays.items():
+            f = 1 << level
+            sh, sw = small.shape[:2]
+            lx0, ly0 = x0 // f, y0 // f
+            lx1, ly1 = min(sw, -(-x1 // f)), min(sh, -(-y1 // f))
+            src = self.array[ly0 * f:ly1 * f, lx0 * f:lx1 * f]
+            if lx1 > lx0 and ly1 > ly0 and src.size:
+                small[ly0:ly1, lx0:lx1] = cv2.resize(src, (lx1 - lx0, ly1 - ly0), interpolation=cv2.INTER_AREA)
 
 
 class StackItem(QGraphicsItem):
@@ -493,12 +508,14 @@ class DocumentDisplay:
         self._arrays: dict[int, tuple[object, object, np.ndarray]] = {}
         self._layers: dict[int, DisplayLayer] = {}
         self._pending: set[int] = set()
+        self._owned: set[int] = set()  # ids of display arrays this object made and may change in place
 
     def reset(self, doc: object) -> None:
         self.doc = doc
         self._arrays.clear()
         self._layers.clear()
         self._pending.clear()
+        self._owned.clear()
         self.defer_base = doc.relit_layer.pixels is None  # type: ignore[attr-defined]
 
     def set_pixels(self, uid: int, pixels: object, display: np.ndarray, mask: object = None) -> None:
@@ -527,6 +544,42 @@ class DocumentDisplay:
             dl.visible, dl.opacity, dl.request_id = layer.visible, layer.opacity, layer.request_id
             shown.append(dl)
         self.canvas.set_layers(shown)
+
+    def patch_mask(self, uid: int, mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+        """Show ``mask`` (the layer's mask, changed only inside ``box``) by re-encoding just that box.
+
+        A brush stroke on a 12 MP layer would otherwise re-encode the whole layer (~100 ms) per update.
+        The first patch copies the display array (render results may share theirs with the render
+        cache); later ones write in place. False when the display cannot be patched (no display yet,
+        or a preview-size layer): the caller then takes the full path.
+        """
+        from icportrait_studio.ui.jobs_bridge import encode_display
+
+        doc = self.doc
+        layer = doc.layer_by_uid(uid) if doc is not None else None  # type: ignore[attr-defined]
+        dl, entry = self._layers.get(uid), self._arrays.get(uid)
+        if layer is None or dl is None or entry is None or layer.pixels is None or entry[0] is not layer.pixels:
+            return False
+        h, w = mask.shape[:2]
+        alpha = doc.alpha if layer.kind in ("base", "relit") else None  # type: ignore[attr-defined]
+        arr = dl.array
+        if (sys.byteorder != "little" or arr.ndim != 3 or arr.shape[2] != 4 or arr.shape[:2] != (h, w)
+                or layer.pixels.shape[:2] != (h, w) or (alpha is not None and alpha.shape[:2] != (h, w))):
+            return False
+        if id(arr) not in self._owned:
+            arr = arr.copy()
+            new = DisplayLayer(uid, dl.kind, arr, True)
+            new.visible, new.opacity, new.request_id = dl.visible, dl.opacity, dl.request_id
+            self._layers[uid], dl = new, new
+            self._owned.add(id(arr))
+        x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+        if x1 > x0 and y1 > y0:
+            sub_alpha = None if alpha is None else alpha[y0:y1, x0:x1]
+            arr[y0:y1, x0:x1] = encode_display(layer.pixels[y0:y1, x0:x1], sub_alpha, mask[y0:y1, x0:x1])
+            dl.patch_mips((x0, y0, x1, y1))
+        self._arrays[uid] = (layer.pixels, mask, arr)
+        self.refresh()
+        return True
 
     def _display_for(self, layer: object) -> np.ndarray | None:
         from icportrait_studio.ui.jobs_bridge import display_work

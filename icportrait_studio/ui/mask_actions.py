@@ -4,7 +4,9 @@ feather) and a mask brush on the canvas.
 Every edit is one undo step. A mask is an immutable value like the layer's pixels: each edit makes a new
 array, so the undo snapshots (which hold references) restore it exactly. ``LayerState`` leaves masks out
 of its equality, so these steps are pushed here rather than through ``MainWindow.commit`` (which skips
-snapshots that compare equal).
+snapshots that compare equal). The one exception is a stroke in progress: it paints its own fresh array
+in place, and the canvas re-encodes only the box the brush touched since the last update
+(``DocumentDisplay.patch_mask``), so a stroke on a 12 MP layer stays live; the stroke's end commits it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ BRUSH_TIP = ("Mask brush (Shift+M): drag on the image to reveal the selected lay
              "hide it (paints 0). A layer without a mask starts from a fully visible one. [ / ] change the "
              "brush size; each stroke is one undo step.")
 MIN_BRUSH, MAX_BRUSH = 2, 2000
-LIVE_INTERVAL_S = 0.04  # how often a stroke in progress is shown (each update re-encodes the layer)
+LIVE_INTERVAL_S = 0.04  # how often a stroke in progress is shown (each update re-encodes the brushed box)
 
 
 def fit_mask(mask: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -236,7 +238,7 @@ class MaskController(QObject):
         self._show_status()
         if not on:
             self.outline.setVisible(False)
-            self._stroke = None
+            self._end()  # a stroke in progress is kept, as one undo step
         self.win.statusBar().showMessage("Mask brush: drag to reveal, Alt-drag to hide, [ / ] size" if on
                                          else "Mask brush off", 4000)
 
@@ -273,7 +275,8 @@ class MaskController(QObject):
             return False
         start = self._current(layer)
         self._stroke = {"uid": layer.uid, "start": start, "work": start.copy(), "cov": np.zeros_like(start),
-                        "target": 0.0 if erase else 1.0, "last": None, "shown": 0.0, "touched": False}
+                        "target": 0.0 if erase else 1.0, "last": None, "shown": 0.0, "touched": False,
+                        "dirty": None}
         self._paint_to(pt)
         return True
 
@@ -293,6 +296,8 @@ class MaskController(QObject):
             start, cov = s["start"][y0:y1, x0:x1], s["cov"][y0:y1, x0:x1]
             s["work"][y0:y1, x0:x1] = start + (np.float32(s["target"]) - start) * cov
             s["touched"] = True
+            d = s["dirty"]
+            s["dirty"] = box if d is None else (min(d[0], x0), min(d[1], y0), max(d[2], x1), max(d[3], y1))
         s["last"] = p
         now = time.perf_counter()
         if s["touched"] and now - s["shown"] >= LIVE_INTERVAL_S:
@@ -302,11 +307,18 @@ class MaskController(QObject):
     def _show_stroke(self) -> None:
         s, doc = self._stroke, self.win.doc
         layer = doc.layer_by_uid(s["uid"]) if doc is not None and s is not None else None
-        if layer is not None:
-            layer.mask = s["work"].copy()  # a new array: the canvas notices the change by identity
-            self.win._refresh_canvas()
+        if layer is None:
+            return
+        dirty, s["dirty"] = s["dirty"], None
+        layer.mask = s["work"]  # painted in place from here on; the stroke's end commits this array
+        if dirty is not None and self.win.display.patch_mask(layer.uid, s["work"], dirty):
+            return  # only the box the brush touched since the last update was re-encoded
+        layer.mask = s["work"].copy()  # a new array: the canvas notices the change by identity
+        self.win._refresh_canvas()
 
     def _end(self) -> None:
+        if self._stroke is not None and self._stroke["touched"]:
+            self._show_stroke()  # the dabs since the last live update
         s, self._stroke = self._stroke, None
         doc = self.win.doc
         layer = doc.layer_by_uid(s["uid"]) if doc is not None and s is not None else None
