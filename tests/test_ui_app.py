@@ -505,3 +505,27 @@ def test_a_plugin_backend_is_offered_and_renders_when_chosen(window: MainWindow,
     expected = np.clip(window.doc.base * np.float32(gain), 0, 1)
     assert np.abs(window.doc.relit_layer.pixels - expected).max() < 1e-5
     assert window.undo_stack.text(window.undo_stack.index() - 1) == "Backend: example-gain"
+
+
+def test_touchpad_pinch_zooms_the_canvas(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A trackpad pinch arrives as native zoom gestures (macOS, and libinput touchpads since Qt 6.2)."""
+    from PySide6.QtGui import QNativeGestureEvent, QPointingDevice
+
+    open_sample(window, qtbot)
+    canvas = window.canvas
+    window.actions_.zoom_100.trigger()
+    vp = canvas.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    device = QPointingDevice.primaryPointingDevice()
+
+    def pinch(value: float) -> None:
+        ev = QNativeGestureEvent(Qt.NativeGestureType.ZoomNativeGesture, device, 2, centre, centre,
+                                 vp.mapToGlobal(centre), value, QPointF(), 1)
+        QApplication.sendEvent(vp, ev)
+
+    for _ in range(4):  # fingers apart: four steps of +10 %
+        pinch(0.1)
+    assert canvas.zoom() == pytest.approx(1.1 ** 4, rel=1e-3)
+    for _ in range(4):  # and together again
+        pinch(-0.1)
+    assert canvas.zoom() == pytest.approx((1.1 * 0.9) ** 4, rel=1e-3)
