@@ -272,3 +272,18 @@ def test_smooth_fill_keeps_fine_grain_but_not_features() -> None:
     out = _smooth_into(img, deep, 1.2)
     assert out[20:28, 20:28].mean() > 0.4  # the feature is gone
     assert out[14:18, 30:34].std() > 0.004  # the grain is not
+
+
+def test_torn_off_crumbs_are_dropped_and_real_pieces_kept() -> None:
+    from icportrait_studio.geometry.view_warp import _drop_islands
+
+    mask = np.zeros((100, 100), np.uint8)
+    mask[10:70, 10:60] = 1  # the person
+    mask[80:84, 80:84] = 1  # a 16 px crumb
+    mask[5:30, 75:95] = 1  # a 500 px piece (a raised hand)
+    out = _drop_islands(mask, 100.0)
+    assert out[82, 82] == 0 and out[40, 30] == 1 and out[15, 85] == 1
+    assert out.sum() == 60 * 50 + 25 * 20
+    alone = np.zeros((20, 20), np.uint8)
+    alone[2:5, 2:5] = 1  # only a small piece: it is the person, kept
+    assert _drop_islands(alone, 100.0).sum() == 9

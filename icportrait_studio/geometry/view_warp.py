@@ -363,6 +363,23 @@ def _identity_warp(geom: WarpGeometry) -> Warp:
 REFLECT_DEPTH = 0.06  # face widths: how deep into a hole mirrored texture reaches before a smooth fill
 REFLECT_SMOOTH = 0.0  # face widths: σ smoothing the mirror's axis (0.04 looks less patchy but costs identity)
 MAX_STRETCH = 3.5  # beyond this a surface is smeared too thin to show: it is synthesised instead
+CRUMB_SIZE = 0.08  # face widths: splats cut off from the person and smaller than this square are dropped
+
+
+def _drop_islands(mask: np.ndarray, min_area: float) -> np.ndarray:
+    """``mask`` (uint8 0/1) without its connected pieces smaller than ``min_area`` pixels.
+
+    Where the surface tears (a jaw over the collar, hair against the background) a few splats land
+    apart from the person; too big for the opening above to remove, they show as floating crumbs.
+    The largest piece is always kept.
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, np.uint8)
+    keep[1:] = (areas >= min_area) | (areas == areas.max())
+    return keep[labels]
 
 
 def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
@@ -408,7 +425,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     alpha = np.where(rendered, cv2.remap(matte, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR), 0.0).astype(np.float32)
     # crumbs: isolated splats of the matte's faint edge, scattered where the surface stretched
     solid = cv2.morphologyEx((alpha > 0.02).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    alpha *= solid
+    alpha *= _drop_islands(solid, (CRUMB_SIZE * geom.scale) ** 2)
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
