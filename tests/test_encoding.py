@@ -329,3 +329,24 @@ def test_cli_rejects_an_unknown_input_encoding(tmp_path: Path, sample_path: Path
     err = capsys.readouterr().err
     assert "--input-encoding" in err and "invalid choice" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_layered_export_of_a_linear_photo_does_not_embed_its_linear_profile(tmp_path: Path, sample_path: Path,
+                                                                            capsys) -> None:
+    """The layers are written sRGB-encoded: the photo's linear profile would mislabel them."""
+    arr = np.asarray(Image.open(sample_path).convert("RGB"))
+    src = tmp_path / "lin.tif"
+    icc = _rgb_icc(_para(0, 1.0))
+    tifffile.imwrite(src, arr, photometric="rgb", extratags=[(34675, 7, len(icc), icc, True)])
+    out = tmp_path / "layers.tif"
+    assert main(["export", str(src), "-o", str(out), "--preset", "loop", "-q"]) == 0
+    with tifffile.TiffFile(out) as tf:
+        tag = tf.pages[0].tags.get(34675)
+        assert tag is None or bytes(tag.value) != icc
+    srgb_src = tmp_path / "srgb.tif"
+    tifffile.imwrite(srgb_src, arr, photometric="rgb", extratags=[(34675, 7, len(_rgb_icc(_para(0, 2.2))),
+                                                                    _rgb_icc(_para(0, 2.2)), True)])
+    out2 = tmp_path / "layers2.tif"
+    assert main(["export", str(srgb_src), "-o", str(out2), "--preset", "loop", "-q"]) == 0
+    with tifffile.TiffFile(out2) as tf:  # a non-linear profile is kept, as before
+        assert bytes(tf.pages[0].tags[34675].value) == _rgb_icc(_para(0, 2.2))

@@ -53,8 +53,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     loaded = load_image(args.input)
     result = render(loaded.rgb, loaded.alpha, rig, str(args.input))
     depth = args.bit_depth or loaded.bit_depth
+    icc = loaded.icc_profile if loaded.encoding == "srgb" else None  # layers are written sRGB-encoded
     doc = build_document(loaded.rgb, relit=result.image, shading=None if args.no_shading else result.shading,
-                         alpha=loaded.alpha, icc_profile=loaded.icc_profile, bit_depth=16 if depth >= 16 else 8)
+                         alpha=loaded.alpha, icc_profile=icc, bit_depth=16 if depth >= 16 else 8)
     for w in [*loaded.warnings, *result.info.get("warnings", [])]:
         print(f"icportrait: {args.input}: warning: {w}", file=sys.stderr)
     try:
