@@ -361,7 +361,7 @@ def _identity_warp(geom: WarpGeometry) -> Warp:
 
 
 REFLECT_DEPTH = 0.06  # face widths: how deep into a hole mirrored texture reaches before a smooth fill
-REFLECT_SMOOTH = 0.0  # face widths: σ smoothing the mirror's axis (0.04 looks less patchy but costs identity)
+REFLECT_SMOOTH = 0.04  # face widths: σ smoothing the mirror's axis, so mirrored texture stays in one piece
 MAX_STRETCH = 3.5  # beyond this a surface is smeared too thin to show: it is synthesised instead
 CRUMB_SIZE = 0.08  # face widths: splats cut off from the person and smaller than this square are dropped
 
