@@ -182,6 +182,8 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
             out[m][f"{k}_mean"] = round(float(np.mean(every)), 4)
     out["features_median"] = out["single"]["features_median"]
     out["features_median_averaged"] = out["averaged"]["features_median"]
+    out["features_mean"] = out["single"]["features_mean"]  # the "on average"
+    out["features_mean_averaged"] = out["averaged"]["features_mean"]
     out["detections_missing"] = missed
     return out
 
@@ -295,9 +297,9 @@ def main() -> None:
         targets["identity yaw ±20 ≤ 0.40"] = i["yaw_20"]["median"] <= 0.40
         targets["identity yaw ±30 ≤ 0.50"] = i["yaw_30"]["median"] <= 0.50
     if "geometry" in res:
-        targets["landmarks (features, median) ≤ 2% IOD, single detections"] = res["geometry"]["features_median"] <= 0.02
-        targets["landmarks (features, median) ≤ 2% IOD, jitter-averaged detections"] = (
-            res["geometry"]["features_median_averaged"] <= 0.02)
+        targets["landmarks (features, mean) ≤ 2% IOD, single detections"] = res["geometry"]["features_mean"] <= 0.02
+        targets["landmarks (features, mean) ≤ 2% IOD, jitter-averaged detections"] = (
+            res["geometry"]["features_mean_averaged"] <= 0.02)
     if "roundtrip_ssim_face" in res:
         rt = res["roundtrip_ssim_face"]
         targets["round trip SSIM ≥ 0.9 (carried geometry)"] = all(v["median"] >= 0.9 for v in rt["carried"].values())
