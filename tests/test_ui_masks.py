@@ -198,6 +198,10 @@ def test_undo_past_mask_edits_after_reopening_gives_the_old_masks(window: MainWi
     qtbot.waitUntil(lambda: path.exists() and not window.is_dirty() and window.jobs_idle(), timeout=WAIT_MS)
     _doc, history = load_project(path)
     assert len(history.masks) == 3  # matte, its inverse, the face: each distinct mask stored once
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:  # the face is the current mask: kept once, in the layer's own file
+        assert len([n for n in zf.namelist() if n.startswith("history/masks/")]) == 2
 
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.doc.project_path == str(path) and window.jobs_idle(), timeout=WAIT_MS)

@@ -7,6 +7,7 @@ arrays, so each distinct mask is written once), rendered layers without pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -24,26 +25,28 @@ def strip_state(state: DocState) -> DocState:
     return replace(state, layers=layers)
 
 
-def entry_from_state(description: str, state: DocState, masks: dict[str, np.ndarray] | None = None) -> HistoryEntry:
-    """One saved history step. With ``masks``, each layer's mask is recorded by key (added there once per
-    distinct array: snapshots share unchanged masks, so a mask edit adds one mask, not one per step)."""
-    props = []
-    for s in state.layers:
-        key = None
-        if masks is not None and s.mask is not None:
-            key = next((k for k, m in masks.items() if m is s.mask), None)
-            if key is None:
-                key = f"m{len(masks)}"
-                masks[key] = s.mask
-        props.append(LayerProps(s.uid, s.name, s.kind, s.visible, s.opacity, key, masks is not None))
-    return HistoryEntry(description, state.rig, state.view, tuple(props))
+def entry_from_state(description: str, state: DocState,
+                     mask_key: Callable[[np.ndarray], str] | None = None) -> HistoryEntry:
+    """One saved history step; with ``mask_key``, each layer's mask is recorded by the key it returns."""
+    props = tuple(LayerProps(s.uid, s.name, s.kind, s.visible, s.opacity,
+                             None if mask_key is None or s.mask is None else mask_key(s.mask), mask_key is not None)
+                  for s in state.layers)
+    return HistoryEntry(description, state.rig, state.view, props)
 
 
 def history_for_save(base: tuple[str, DocState], commands: list[tuple[str, DocState]], index: int,
                      doc: Document) -> tuple[ProjectHistory, list[Layer]]:
     """The undo history as saved in a project, plus layers only the history still refers to."""
     masks: dict[str, np.ndarray] = {}
-    entries = [entry_from_state(*base, masks)] + [entry_from_state(text, st, masks) for text, st in commands]
+    keys: dict[int, str] = {}  # snapshots share unchanged masks: one key per distinct array
+
+    def mask_key(mask: np.ndarray) -> str:
+        if id(mask) not in keys:
+            keys[id(mask)] = f"m{len(masks)}"
+            masks[keys[id(mask)]] = mask
+        return keys[id(mask)]
+
+    entries = [entry_from_state(*base, mask_key)] + [entry_from_state(text, st, mask_key) for text, st in commands]
     current = {layer.uid for layer in doc.layers}
     extra: dict[int, Layer] = {}
     for _, st in [base, *commands]:

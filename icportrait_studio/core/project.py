@@ -163,11 +163,17 @@ def save_project(doc: Document, path: str | os.PathLike[str],
     layer_dicts = [_layer_entry(layer, i, members) for i, layer in enumerate(doc.layers)]
     extra = [_layer_entry(layer, len(layer_dicts) + i, members) for i, layer in enumerate(extra_layers)
              if layer.pixels is not None]
+    # a history mask that is also a layer's current mask points at that layer's file instead of a copy
+    stored = {id(layer.mask): d["mask"] for layer, d in zip(doc.layers, layer_dicts, strict=True) if d["mask"]}
     history_masks = {}
     for key, mask in history.masks.items():
-        if _safe_key(key):
-            history_masks[key] = f"history/masks/{key}.png"
-            members[history_masks[key]] = _encode_mask(mask)
+        if not _safe_key(key):
+            continue
+        name = stored.get(id(mask))
+        if name is None:
+            name = stored[id(mask)] = f"history/masks/{key}.png"
+            members[name] = _encode_mask(mask)
+        history_masks[key] = name
     manifest = {
         "format": FORMAT,
         "version": VERSION,
