@@ -287,3 +287,32 @@ def test_torn_off_crumbs_are_dropped_and_real_pieces_kept() -> None:
     alone = np.zeros((20, 20), np.uint8)
     alone[2:5, 2:5] = 1  # only a small piece: it is the person, kept
     assert _drop_islands(alone, 100.0).sum() == 9
+
+
+def test_fill_never_mirrors_an_eye_brow_or_lip() -> None:
+    """A mirrored fill that reaches a feature would paint a second one (a ghost eye corner at a tight
+    crop's edge): fill pixels whose mirror lands on a feature take the smooth fill at any depth."""
+    from dataclasses import replace
+
+    geom, _ = _sphere_geometry()
+    plain = backward_warp(geom, 35, 0)
+    fill = plain.full("filled", False)
+    near = fill & (plain.full("deep", 0.0) < 0.05)  # mirrored texture close to the boundary
+    assert near.sum() > 30
+    marked = backward_warp(replace(geom, features=geom.matte.copy()), 35, 0)
+    assert (marked.full("deep", 0.0)[near] > 0.95).all()
+    assert np.array_equal(marked.full("filled", False), fill)  # the same pixels are synthesised
+
+
+def test_feature_mask_covers_eyes_brows_and_lips_not_cheeks(sample_analysis) -> None:
+    from icportrait_studio.geometry.topology import LEFT_EYE_CENTER_RING, RIGHT_EYE_CENTER_RING
+    from icportrait_studio.geometry.view_setup import feature_mask
+
+    lm = sample_analysis.landmarks
+    w, h = sample_analysis.image_size
+    fw = float(np.ptp(lm[:, 0]))
+    mask = feature_mask(lm, (h, w), 1.0, fw)
+    at = lambda i: mask[int(np.rint(lm[i, 1])), int(np.rint(lm[i, 0]))]  # noqa: E731
+    assert at(LEFT_EYE_CENTER_RING) == 1.0 and at(RIGHT_EYE_CENTER_RING) == 1.0
+    assert at(13) == 1.0 and at(105) == 1.0 and at(334) == 1.0  # inner lip, both brows
+    assert at(205) == 0.0 and at(425) == 0.0  # mid-cheeks

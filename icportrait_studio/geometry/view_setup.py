@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from icportrait_studio.geometry.camera import camera_for, head_center, head_pivot
-from icportrait_studio.geometry.topology import CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from icportrait_studio.geometry.raster import fill_polygon
+from icportrait_studio.geometry.topology import CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.geometry.view_layers import push_pull
 from icportrait_studio.geometry.view_warp import WarpGeometry, _dilate, _grid, _smoothstep, extend_nearest
 from icportrait_studio.imaging.color import encode_from_linear
@@ -51,6 +52,28 @@ def rigidity_map(landmarks: np.ndarray, shape: tuple[int, int], scale: float) ->
     t = (vert - 1.0) * chin_depth / eye_chin  # below the chin, in eye-to-chin lengths
     neck = (1.0 - _smoothstep(t, 0.05, 0.6)) * (1.0 - _smoothstep(lat, 0.25, 0.6))
     return np.maximum(head, neck).astype(np.float32)
+
+
+FEATURE_MARGIN = 0.04  # face widths around the eyes, brows and lips that a mirror fill must not copy
+
+
+def feature_mask(landmarks: np.ndarray, shape: tuple[int, int], scale: float, face_width: float) -> np.ndarray:
+    """Soft mask (float32, 1 on them) of the eyes, brows and lips at ``shape``, landmarks × ``scale``.
+
+    A mirrored fill that reached one of these would paint a second eye or mouth corner; the warp
+    gives such pixels a smooth fill instead (see ``view_warp.backward_warp``).
+    """
+    topo = face_topology()
+    lm = landmarks[:, :2].astype(np.float64) * scale
+    out = np.zeros(shape, bool)
+    for ring in (topo.left_eye, topo.right_eye, topo.lips_outer):
+        out |= fill_polygon(shape, lm[ring])
+    for brow in (topo.left_brow, topo.right_brow):
+        hull = cv2.convexHull(lm[brow].astype(np.float32))[:, 0]
+        out |= fill_polygon(shape, hull)
+    r = max(1, round(FEATURE_MARGIN * face_width))
+    soft = cv2.GaussianBlur(_dilate(out, r).astype(np.float32), (0, 0), max(0.5, 0.25 * r))
+    return np.clip(soft * 2.0, 0.0, 1.0).astype(np.float32)
 
 
 def refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, face_width: float,
@@ -141,4 +164,5 @@ def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None =
     return WarpGeometry(depth=depth.astype(np.float32), matte=matte, rigidity=rig, camera=cam,
                         pivot=pivot, keep=keep.astype(np.float32), occlusion_bias=0.5 * fw,
                         face_width=fw, face=face_w,
-                        center=tuple(v * to_work for v in head_center(lm)))  # type: ignore[arg-type]
+                        center=tuple(v * to_work for v in head_center(lm)),  # type: ignore[arg-type]
+                        features=feature_mask(lm, (size[1], size[0]), to_work, fw))

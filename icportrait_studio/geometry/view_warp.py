@@ -53,6 +53,7 @@ class WarpGeometry:
     face_width: float = 0.0  # working pixels; 0: a quarter of the frame's short side
     face: np.ndarray | None = None  # float32 HxW, 1 on the face (features a mirror must not duplicate)
     center: tuple[float, float, float] | None = None  # centre of the kept outline (u, v, depth); None: pivot
+    features: np.ndarray | None = None  # float32 HxW, 1 on the eyes, brows and lips (never mirrored, at any depth)
 
     @property
     def scale(self) -> float:
@@ -146,7 +147,8 @@ def _crop(geom: WarpGeometry, box: tuple[int, int, int, int]) -> WarpGeometry:
                         face_width=geom.scale,
                         face=None if geom.face is None else geom.face[y0:y1, x0:x1],
                         center=None if geom.center is None else (geom.center[0] - x0, geom.center[1] - y0,
-                                                                 geom.center[2]))
+                                                                 geom.center[2]),
+                        features=None if geom.features is None else geom.features[y0:y1, x0:x1])
 
 
 # ------------------------------------------------------------------------------------------ forward
@@ -444,6 +446,11 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
             deep *= cv2.remap(sub.face, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
         else:
             deep[:] = 0.0
+        # an eye, brow or lip reflected even close to the boundary reads as a second one (a ghost eye
+        # corner where a tight crop's edge is filled): those take the smooth fill at any depth
+        if sub.features is not None:
+            on_feature = cv2.remap(sub.features, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
+            deep = np.maximum(deep, np.where(fill, on_feature, 0.0)).astype(np.float32)
     else:
         deep = np.zeros(fill.shape, np.float32)
     rendered &= ~fill
@@ -490,18 +497,27 @@ def carry_geometry(geom: WarpGeometry, warp: Warp) -> WarpGeometry:
     rigidity[y0:y1, x0:x1] = np.where(cover, r_t, r_src)
     matte = warp.person_alpha(geom.matte)
     keep = matte * _smoothstep(rigidity, 0.6, 0.95) if geom.keep is not None else None
-    face = None
-    if geom.face is not None:
-        face = geom.face.copy()
-        f_t = cv2.remap(geom.face[y0:y1, x0:x1], local[..., 0], local[..., 1], cv2.INTER_LINEAR)
-        face[y0:y1, x0:x1] = np.where(cover, f_t, 0.0)
+    face = _carry_field(geom.face, local, cover, warp.roi)
+    features = _carry_field(geom.features, local, cover, warp.roi)
     center = None
     if geom.center is not None:
         moved = transform_points(geom, np.array([geom.center], np.float32), *warp.angles)[0]
         center = (float(moved[0]), float(moved[1]), float(moved[2]))
     return WarpGeometry(depth=depth, matte=matte, rigidity=rigidity, camera=geom.camera, pivot=geom.pivot,
                         keep=keep, occlusion_bias=geom.occlusion_bias, face_width=geom.face_width, face=face,
-                        center=center)
+                        center=center, features=features)
+
+
+def _carry_field(field: np.ndarray | None, local: np.ndarray, cover: np.ndarray,
+                 roi: tuple[int, int, int, int]) -> np.ndarray | None:
+    """A per-pixel source field as it lies in the turned view (0 where nothing covers)."""
+    if field is None:
+        return None
+    x0, y0, x1, y1 = roi
+    out = field.copy()
+    moved = cv2.remap(field[y0:y1, x0:x1], local[..., 0], local[..., 1], cv2.INTER_LINEAR)
+    out[y0:y1, x0:x1] = np.where(cover, moved, 0.0)
+    return out
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
