@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class RelightOutcome:
     image: np.ndarray  # linear float32 HxWx3
     alpha: np.ndarray | None
     info: dict = field(default_factory=dict)
+    landmarks: np.ndarray | None = None  # the face's landmarks in ``image`` (N×3 pixels), if a face was found
 
 
 def _image_id(rgb: np.ndarray) -> str:
@@ -47,12 +49,17 @@ def _image_id(rgb: np.ndarray) -> str:
 
 
 def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | None = None,
-            view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None) -> RelightOutcome:
-    """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis."""
-    source = SourceImage(image_id or _image_id(rgb_linear), rgb_linear.astype(np.float32, copy=False), alpha)
+            view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None,
+            landmarks: np.ndarray | None = None) -> RelightOutcome:
+    """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis.
+
+    ``landmarks`` (N×3 pixels) skip the face detection: pass the ones a previous result carried.
+    """
+    source = SourceImage(image_id or _image_id(rgb_linear), rgb_linear.astype(np.float32, copy=False), alpha,
+                         landmarks)
     request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
     result = get_backend(backend).run(request, source)
-    return RelightOutcome(result.image, result.alpha, result.info)
+    return RelightOutcome(result.image, result.alpha, result.info, result.landmarks)
 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
@@ -67,12 +74,19 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     t0 = time.perf_counter()
     loaded = load_image(input_path, encoding=encoding)
     t_load = time.perf_counter() - t0
-    out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=str(input_path))
+    # the analysis cache is keyed by the image: the same path rewritten since (a chained edit) is a new image
+    st = os.stat(input_path)
+    image_id = (f"{input_path}|{st.st_mtime_ns}|{st.st_size}|{_image_id(loaded.rgb)}"
+                f"|{'carried' if loaded.landmarks is not None else 'detected'}")
+    out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
+                  landmarks=loaded.landmarks)
     t1 = time.perf_counter()
     save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile, encoding=loaded.encoding,
-               bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None)
+               bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None,
+               landmarks=out.landmarks)
     out.info.setdefault("timings_ms", {}).update({"load": round(t_load * 1000, 1),
                                                   "save": round((time.perf_counter() - t1) * 1000, 1)})
     out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", []))
     out.info["encoding"] = loaded.encoding
+    out.info["landmarks_carried"] = loaded.landmarks is not None
     return out

@@ -96,6 +96,7 @@ def cmd_relight(args: argparse.Namespace) -> int:
         try:
             res = relight_file(inp, outp, rig, encoding=args.input_encoding)
             entry.update(status="ok", encoding=res.info.get("encoding"), timings_ms=res.info.get("timings_ms", {}),
+                         landmarks_carried=res.info.get("landmarks_carried", False),
                          warnings=res.info.get("warnings", []),
                          source_light=res.info.get("source_light"), faces_found=res.info["analysis"]["faces_found"])
             for w in entry["warnings"]:

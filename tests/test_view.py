@@ -316,3 +316,20 @@ def test_feature_mask_covers_eyes_brows_and_lips_not_cheeks(sample_analysis) -> 
     assert at(LEFT_EYE_CENTER_RING) == 1.0 and at(RIGHT_EYE_CENTER_RING) == 1.0
     assert at(13) == 1.0 and at(105) == 1.0 and at(334) == 1.0  # inner lip, both brows
     assert at(205) == 0.0 and at(425) == 0.0  # mid-cheeks
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (-25, 0), (0, 20), (0, -20), (15, 10)])
+def test_pivot_turns_with_the_head(sample_analysis, yaw: float, pitch: float) -> None:
+    """Computed again on the turned landmarks, the pivot is the same point: two analyses (a turn, then
+    its inverse from the written file) share one centre of rotation."""
+    from icportrait_studio.geometry.camera import camera_for, head_pivot
+    from icportrait_studio.geometry.view_setup import warp_geometry
+    from icportrait_studio.geometry.view_warp import transform_points
+
+    a = sample_analysis
+    g = warp_geometry(a)  # working size: the analysis' geometry size
+    to_work = g.shape[1] / a.image_size[0]
+    moved = transform_points(g, a.landmarks * np.float32(to_work), yaw, pitch) / np.float32(to_work)
+    cam = camera_for(a.landmarks, a.image_size)
+    again = np.array(head_pivot(moved, cam))
+    assert np.abs(again - np.array(head_pivot(a.landmarks, cam))).max() < 0.5  # pixels of the photo

@@ -73,7 +73,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         dist = res.info.get("identity_distance")
         report.update(status="ok", identity_distance=dist, identity_warn=IDENTITY_WARN,
                       timings_ms=res.info.get("timings_ms", {}), warnings=res.info.get("warnings", []),
-                      view_info=res.info.get("view"), faces_found=res.info["analysis"]["faces_found"])
+                      view_info=res.info.get("view"), faces_found=res.info["analysis"]["faces_found"],
+                      landmarks_carried=res.info.get("landmarks_carried", False))
         for w in report["warnings"]:
             print(f"icportrait: {args.input}: warning: {w}", file=sys.stderr)
         if dist is None:

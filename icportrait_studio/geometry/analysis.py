@@ -101,8 +101,13 @@ def _region_masks(lm: np.ndarray, shape: tuple[int, int], face_width: float) -> 
     return cv2.dilate(m.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)).astype(bool)
 
 
-def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis:
-    """Analyse a linear-RGB float32 photo. Never raises for content problems: it warns instead."""
+def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.ndarray | None = None
+            ) -> FaceAnalysis:
+    """Analyse a linear-RGB float32 photo. Never raises for content problems: it warns instead.
+
+    ``landmarks`` (N×3, full-res pixels) replace the face detection: an earlier edit of this very image
+    knew where the face is better than a detector reading a synthesised (re-posed) face can.
+    """
     t0 = time.perf_counter()
     h, w = rgb_linear.shape[:2]
     # one pass over a big photo: the detection copy is made from it, the geometry copy from that
@@ -118,7 +123,10 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE) -> FaceAnalysis
     matte = facemesh.segment_person(geo8)  # first: the detection checks a small face against the outline
     timings["matte"] = time.perf_counter() - t
     t = time.perf_counter()
-    faces, padded = facemesh.detect_with_padding(det8, matte=matte)
+    if landmarks is not None and len(landmarks) == 478:
+        faces, padded = [facemesh.DetectedFace(np.asarray(landmarks, np.float32) * np.float32(det_scale))], False
+    else:
+        faces, padded = facemesh.detect_with_padding(det8, matte=matte)
     timings["face_mesh"] = time.perf_counter() - t
     warnings: list[str] = []
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from icportrait_studio.geometry.topology import LEFT_EYE_CENTER_RING, NOSE_TIP, RIGHT_EYE_CENTER_RING
+from icportrait_studio.geometry.topology import (
+    CHIN,
+    FOREHEAD,
+    LEFT_EYE_CENTER_RING,
+    NOSE_TIP,
+    RIGHT_EYE_CENTER_RING,
+)
 
 IPD_MM = 63.0  # adult mean inter-pupillary distance
 FACE_OVAL_MM = 140.0  # width across the mesh's face oval (tragion to tragion is ~145 mm)
@@ -105,19 +111,36 @@ def camera_for(landmarks: np.ndarray | None, image_size: tuple[int, int],
     return PerspectiveCamera(float(focal), (w - 1) / 2.0, (h - 1) / 2.0)
 
 
-def head_pivot(landmarks: np.ndarray) -> tuple[float, float, float]:
-    """The head's rotation centre in pixels (u, v, depth).
+def head_pivot(landmarks: np.ndarray, camera: PerspectiveCamera | None = None) -> tuple[float, float, float]:
+    """The head's rotation centre in pixels (u, v, depth) of the landmarks' image.
 
     The neck turns the head about an axis through the skull behind the face; the mesh's tragion
     points (in front of the ears) give its height and, with the nose tip, the head's forward axis.
-    The pivot sits ``PIVOT_FORWARD`` of the way from the tragions' mid-point to the nose tip: a
-    little in front of the anatomical axis, so the face turns more in place and less of what lies
-    beyond the photo's frame is revealed (a camera re-framing on the face would do the same).
+    The pivot sits ``PIVOT_FORWARD`` of the way from the tragions' mid-point toward the nose tip,
+    measured along the head's own forward direction (the nose offset with its component along the
+    head's chin-to-forehead axis removed): a little in front of the anatomical axis, so the face
+    turns more in place and less of what lies beyond the photo's frame is revealed.
+
+    Built from the landmarks in the head's own frame, the pivot turns with the head: computed again
+    on a turned head's landmarks it lands on the same point, so a turn and its inverse made from two
+    separate analyses share one centre (a pivot at the tragions' image height did not, under pitch).
+    With the photo's ``camera`` this is done in camera space, where a turn is a rigid motion (in
+    pixels perspective bends it, and the centre drifts by a pixel or two at ±30°).
     """
     lm = landmarks.astype(np.float64)
+    if camera is not None:
+        x, y, z = camera.unproject(lm[:, 0], lm[:, 1], lm[:, 2])
+        lm = np.stack([x, y, z], axis=1)
     mid = 0.5 * (lm[LEFT_TRAGION] + lm[RIGHT_TRAGION])
-    p = mid + PIVOT_FORWARD * (lm[NOSE_TIP] - mid)
-    return float(p[0]), float(mid[1]), float(p[2])
+    up = lm[FOREHEAD] - lm[CHIN]
+    up /= max(float(np.linalg.norm(up)), 1e-9)
+    ahead = lm[NOSE_TIP] - mid
+    ahead -= float(ahead @ up) * up
+    p = mid + PIVOT_FORWARD * ahead
+    if camera is not None:
+        u, v = camera.project(p[0], p[1], p[2])
+        return float(u), float(v), float(p[2])
+    return float(p[0]), float(p[1]), float(p[2])
 
 
 def head_center(landmarks: np.ndarray) -> tuple[float, float, float]:

@@ -157,8 +157,9 @@ def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None =
     chin_z = float(lm[CHIN, 2]) * to_work
     depth = depth * (1.0 - below) + np.minimum(depth, chin_z) * below
     depth = cv2.GaussianBlur(depth, (0, 0), 0.6).astype(np.float32)
-    cam = camera_for(lm, analysis.image_size, focal).scaled(to_work)
-    pivot = tuple(v * to_work for v in head_pivot(lm))
+    full_cam = camera_for(lm, analysis.image_size, focal)
+    cam = full_cam.scaled(to_work)
+    pivot = tuple(v * to_work for v in head_pivot(lm, full_cam))
     fw = float(np.ptp(lm[:, 0])) * to_work
     keep = matte * _smoothstep(rig, 0.6, 0.95)
     return WarpGeometry(depth=depth.astype(np.float32), matte=matte, rigidity=rig, camera=cam,

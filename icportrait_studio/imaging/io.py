@@ -29,8 +29,9 @@ import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from icportrait_studio.errors import InputError
+from icportrait_studio.imaging import carried_landmarks
 from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
-from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_icc
+from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_icc, insert_png_ztxt, read_png_ztxt
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
 
@@ -61,6 +62,7 @@ class LoadedImage:
     path: str
     warnings: list[str] = field(default_factory=list)
     encoding: str = "srgb"  # how the samples were decoded ('srgb' or 'linear'): save with the same to round-trip
+    landmarks: np.ndarray | None = None  # face landmarks an earlier edit stored in the file (pixels unchanged since)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -109,6 +111,7 @@ def load_image(
         alpha = None
         if dec.alpha is not None:
             alpha = np.ascontiguousarray(_alpha_to_float(_apply_orientation(dec.alpha, dec.orientation)))
+        landmarks = _carried_landmarks(p, dec)
     except InputError:
         raise
     except MemoryError as exc:
@@ -125,7 +128,18 @@ def load_image(
         path=p,
         warnings=dec.warnings,
         encoding=enc,
+        landmarks=landmarks,
     )
+
+
+def _carried_landmarks(p: str, dec: _Decoded) -> np.ndarray | None:
+    """Landmarks stored by an earlier edit, if the samples are still the ones it wrote (see carried_landmarks)."""
+    if dec.orientation != 1 or dec.color.ndim != 3 or dec.color.dtype.kind != "u":
+        return None
+    text = read_png_ztxt(p, carried_landmarks.KEYWORD)
+    if text is None:
+        return None
+    return carried_landmarks.decode_record(text, carried_landmarks.pixel_digest(dec.color, dec.alpha))
 
 
 def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
@@ -441,12 +455,14 @@ def save_image(
     icc_profile: bytes | None = None,
     quality: int = 95,
     encoding: str = "srgb",
+    landmarks: np.ndarray | None = None,
 ) -> None:
     """Encode linear RGB (HxWx3) and write it atomically; the format follows the extension.
 
     PNG: 8 or 16 bits. JPEG and WebP: 8 bits (JPEG drops alpha). TIFF: 16 bits by default, alpha as
     an unassociated extra sample. The ICC profile, when given, is embedded (PNG, JPEG, TIFF, WebP).
     ``encoding="linear"`` writes linear samples (a PNG without a profile gets gAMA 1.0 to say so).
+    ``landmarks`` (N×3, pixels of this image) are stored in a PNG for the next edit of the file to reuse.
     """
     p = os.fspath(path)
     if encoding not in ("srgb", "linear"):
@@ -476,6 +492,9 @@ def save_image(
     writer = _WRITERS[ext]
     if encoding == "linear" and ext == ".png" and not icc_profile:
         writer = functools.partial(_write_png_gamma1, writer)
+    if landmarks is not None and ext == ".png":
+        record = carried_landmarks.encode_record(landmarks, carried_landmarks.pixel_digest(color, alpha_enc))
+        writer = functools.partial(_write_png_text, writer, record)
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))
 
 
@@ -568,6 +587,12 @@ def _write_png_gamma1(writer: _Writer, f: BinaryIO, *args: object) -> None:
     buf = io.BytesIO()
     writer(buf, *args)  # type: ignore[arg-type]
     f.write(insert_png_gamma1(buf.getvalue()))
+
+
+def _write_png_text(writer: _Writer, record: str, f: BinaryIO, *args: object) -> None:
+    buf = io.BytesIO()
+    writer(buf, *args)  # type: ignore[arg-type]
+    f.write(insert_png_ztxt(buf.getvalue(), carried_landmarks.KEYWORD, record))
 
 
 def _write_with_pil(

@@ -27,3 +27,41 @@ def _insert_png_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
     ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
     chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def insert_png_ztxt(png: bytes, keyword: str, text: str) -> bytes:
+    """Add a zTXt chunk (compressed Latin-1 text under ``keyword``); editors keep or drop it as they like."""
+    body = keyword.encode("latin-1") + b"\x00\x00" + zlib.compress(text.encode("latin-1"))
+    return _insert_png_chunk(png, b"zTXt", body)
+
+
+def read_png_ztxt(path: str, keyword: str, *, max_chunks: int = 64) -> str | None:
+    """The text of the first zTXt/tEXt chunk named ``keyword`` before the image data, or None.
+
+    Walks the chunk headers only (seeking past bodies), so it costs a few reads even on a huge file.
+    """
+    key = keyword.encode("latin-1")
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return None
+        for _ in range(max_chunks):
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I", head[:4])[0], head[4:]
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            if kind in (b"zTXt", b"tEXt") and length < 1 << 22:
+                body = f.read(length)
+                f.seek(4, 1)
+                name, _, rest = body.partition(b"\x00")
+                if name != key:
+                    continue
+                try:
+                    raw = zlib.decompress(rest[1:]) if kind == b"zTXt" else rest
+                    return raw.decode("latin-1")
+                except (zlib.error, UnicodeDecodeError):
+                    return None
+            else:
+                f.seek(length + 4, 1)
+    return None

@@ -18,6 +18,7 @@ class SourceImage:
     image_id: str
     rgb: np.ndarray
     alpha: np.ndarray | None = None
+    landmarks: np.ndarray | None = None  # (N, 3) pixels, carried in the file by an earlier edit: used, not detected
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Result:
     alpha: np.ndarray | None
     shading: np.ndarray | None  # float32 hxwx3 target shading (shading size), for overlays
     info: dict = field(default_factory=dict)  # timings, warnings, source light, backend specifics
+    landmarks: np.ndarray | None = None  # the face's landmarks as they lie in ``image`` (moved by a view change)
 
 
 class Backend(Protocol):

@@ -110,7 +110,7 @@ class PhysicalBackend:
                 self._analyses.move_to_end(source.image_id)
                 return cached
         progress(Progress(0.05, "analysing face"))
-        result = analyze(source.rgb)
+        result = analyze(source.rgb, landmarks=source.landmarks)
         with self._lock:
             self._put(self._analyses, source.image_id, result, CACHE_IMAGES)
         return result
@@ -291,4 +291,4 @@ class PhysicalBackend:
                 info["identity_distance"] = round(dist, 4)
                 info["timings_ms"]["identity"] = round((time.perf_counter() - t2) * 1000, 1)
         progress(Progress(1.0, "done"))
-        return Result(request=request, image=image, alpha=alpha, shading=shading, info=info)
+        return Result(request=request, image=image, alpha=alpha, shading=shading, info=info, landmarks=landmarks)
