@@ -8,7 +8,7 @@ clipped to [0, 1], like their integer siblings). Samples count as sRGB-encoded u
 they are linear (gAMA 1.0, linear ICC curves) or the caller asks for that (encoding.py). Pixels stay
 in the file's colour space (its ICC profile is kept for saving), except CMYK, which is converted to
 sRGB. Saving is atomic: a temp file in the target folder is written, fsynced and renamed over the
-target, so a failed save never leaves a half-written file.
+target, so a failed save never leaves a half-written file (the per-format writers are in writers.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ import functools
 import io
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -31,7 +29,14 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from icportrait_studio.errors import InputError
 from icportrait_studio.imaging import carried_landmarks
 from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
-from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_icc, insert_png_ztxt, read_png_ztxt
+from icportrait_studio.imaging.png_chunks import read_png_ztxt
+from icportrait_studio.imaging.writers import (
+    _WRITERS,
+    _atomic_write,
+    _encode_alpha,
+    _write_png_gamma1,
+    _write_png_text,
+)
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
 
@@ -443,9 +448,6 @@ def _alpha_to_float(a: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # Saving
 
-_Writer = Callable[[BinaryIO, np.ndarray, np.ndarray | None, bytes | None, int], None]
-
-
 def save_image(
     path: str | os.PathLike[str],
     rgb_linear: np.ndarray,
@@ -496,136 +498,3 @@ def save_image(
         record = carried_landmarks.encode_record(landmarks, carried_landmarks.pixel_digest(color, alpha_enc))
         writer = functools.partial(_write_png_text, writer, record)
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))
-
-
-def _encode_alpha(alpha: np.ndarray, depth: int) -> np.ndarray:
-    top = 255 if depth == 8 else 65535
-    a = np.clip(np.nan_to_num(alpha.astype(np.float32, copy=False), nan=0.0), 0.0, 1.0)
-    return np.rint(a * np.float32(top)).astype(np.uint8 if depth == 8 else np.uint16)
-
-
-def _atomic_write(p: str, ext: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a same-folder temp file + fsync + os.replace; on failure the target is untouched."""
-    directory = os.path.dirname(os.path.abspath(p))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".icp-save-", suffix=ext)
-    except OSError as exc:
-        raise InputError(f"Cannot save '{p}': {_describe_os_error(exc)}") from exc
-    try:
-        os.close(fd)
-        with open(tmp, "wb") as f:  # by name: tifffile wants a named file object
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _mode_for(p))  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, p)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"Cannot save '{p}': {_describe_os_error(exc)}") from exc
-        raise
-    _fsync_directory(directory)
-
-
-def _describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _mode_for(p: str) -> int:
-    """Keep an existing file's permissions; new files get the usual 0666 & ~umask."""
-    try:
-        return stat.S_IMODE(os.stat(p).st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it; done once
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable (POSIX); best effort."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _stack(color: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    return color if alpha is None else np.concatenate([color, alpha[..., None]], axis=2)
-
-
-def _write_png(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
-    if color.dtype == np.uint8:
-        _write_with_pil("PNG", f, color, alpha, icc, quality)
-        return
-    # Pillow cannot write 16-bit RGB PNG; OpenCV can (BGR order), but it cannot embed a profile.
-    if alpha is None:
-        bgr = cv2.cvtColor(color, cv2.COLOR_RGB2BGR)
-    else:
-        bgr = cv2.cvtColor(_stack(color, alpha), cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise OSError("the PNG encoder failed")
-    data = buf.tobytes()
-    f.write(insert_png_icc(data, icc) if icc else data)
-
-
-def _write_png_gamma1(writer: _Writer, f: BinaryIO, *args: object) -> None:
-    """A linear PNG says so (gAMA 1.0), so viewers and ``load_image(encoding="auto")`` read it right."""
-    buf = io.BytesIO()
-    writer(buf, *args)  # type: ignore[arg-type]
-    f.write(insert_png_gamma1(buf.getvalue()))
-
-
-def _write_png_text(writer: _Writer, record: str, f: BinaryIO, *args: object) -> None:
-    buf = io.BytesIO()
-    writer(buf, *args)  # type: ignore[arg-type]
-    f.write(insert_png_ztxt(buf.getvalue(), carried_landmarks.KEYWORD, record))
-
-
-def _write_with_pil(
-    fmt: str, f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int
-) -> None:
-    params: dict[str, object] = {"icc_profile": icc} if icc else {}
-    if fmt == "JPEG":  # JPEG has no alpha: it is dropped
-        # Full-resolution chroma at high quality: 4:2:0 visibly softens skin-tone edges in portraits.
-        params["subsampling"] = 0 if quality >= 90 else 2
-        alpha = None
-    elif fmt == "WEBP" and quality >= 100:
-        params["lossless"] = True
-    Image.fromarray(_stack(color, alpha)).save(f, format=fmt, quality=quality, **params)
-
-
-def _write_tiff(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
-    # Uncompressed: deflate makes a 16-megapixel 16-bit save several seconds slower for ~20 % less size.
-    extratags = [(_TAG_ICC, 7, len(icc), icc, True)] if icc else []
-    tifffile.imwrite(
-        f,
-        _stack(color, alpha),
-        photometric="rgb",
-        extrasamples=("unassalpha",) if alpha is not None else None,
-        extratags=extratags,
-        metadata=None,
-    )
-
-
-_WRITERS: dict[str, _Writer] = {
-    ".png": _write_png,
-    ".jpg": functools.partial(_write_with_pil, "JPEG"),
-    ".jpeg": functools.partial(_write_with_pil, "JPEG"),
-    ".tif": _write_tiff,
-    ".tiff": _write_tiff,
-    ".webp": functools.partial(_write_with_pil, "WEBP"),
-}

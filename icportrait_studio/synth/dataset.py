@@ -106,7 +106,7 @@ def _save_png(path: Path, rgb_linear: np.ndarray) -> None:
 def _write(path: Path, write: Callable[[str], object], suffix: str) -> None:
     """Atomic write with the usual permissions (the temp file starts private)."""
     from icportrait_studio.imaging.atomic import atomic_write
-    from icportrait_studio.imaging.io import _mode_for
+    from icportrait_studio.imaging.writers import _mode_for
 
     def _do(tmp: str) -> None:
         write(tmp)
