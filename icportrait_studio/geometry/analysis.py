@@ -123,15 +123,15 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     matte = facemesh.segment_person(geo8)  # first: the detection checks a small face against the outline
     timings["matte"] = time.perf_counter() - t
     t = time.perf_counter()
-    if landmarks is not None and len(landmarks) == 478:
-        faces, padded = [facemesh.DetectedFace(np.asarray(landmarks, np.float32) * np.float32(det_scale))], False
+    given, landmarks = landmarks, None  # ``landmarks`` is set below from the face used
+    if given is not None and len(given) == 478:
+        faces, padded = [facemesh.DetectedFace(np.asarray(given, np.float32) * np.float32(det_scale))], False
     else:
         faces, padded = facemesh.detect_with_padding(det8, matte=matte)
     timings["face_mesh"] = time.perf_counter() - t
     warnings: list[str] = []
 
     t = time.perf_counter()
-    landmarks = None
     other: list[tuple[float, float, float, float]] = []
     if faces:
         lm_det = faces[0].landmarks

@@ -29,13 +29,12 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from icportrait_studio.errors import InputError
 from icportrait_studio.imaging import carried_landmarks
 from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
-from icportrait_studio.imaging.png_chunks import read_png_ztxt
+from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_ztxt, read_png_ztxt
 from icportrait_studio.imaging.writers import (
     _WRITERS,
     _atomic_write,
     _encode_alpha,
-    _write_png_gamma1,
-    _write_png_text,
+    _write_png_then,
 )
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
@@ -493,8 +492,9 @@ def save_image(
     alpha_enc = None if alpha is None else _encode_alpha(np.asarray(alpha), depth)
     writer = _WRITERS[ext]
     if encoding == "linear" and ext == ".png" and not icc_profile:
-        writer = functools.partial(_write_png_gamma1, writer)
+        writer = functools.partial(_write_png_then, insert_png_gamma1, writer)
     if landmarks is not None and ext == ".png":
         record = carried_landmarks.encode_record(landmarks, carried_landmarks.pixel_digest(color, alpha_enc))
-        writer = functools.partial(_write_png_text, writer, record)
+        writer = functools.partial(_write_png_then, functools.partial(
+            insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer)
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))

@@ -22,8 +22,7 @@ import tifffile
 from PIL import Image
 
 from icportrait_studio.errors import InputError
-from icportrait_studio.imaging import carried_landmarks
-from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_icc, insert_png_ztxt
+from icportrait_studio.imaging.png_chunks import insert_png_icc
 
 _TAG_ICC = 34675
 
@@ -114,17 +113,12 @@ def _write_png(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: by
     f.write(insert_png_icc(data, icc) if icc else data)
 
 
-def _write_png_gamma1(writer: _Writer, f: BinaryIO, *args: object) -> None:
-    """A linear PNG says so (gAMA 1.0), so viewers and ``load_image(encoding="auto")`` read it right."""
+def _write_png_then(edit: Callable[[bytes], bytes], writer: _Writer, f: BinaryIO, *args: object) -> None:
+    """Run a PNG ``writer`` into memory and pass its bytes through ``edit`` (adds an ancillary chunk:
+    gAMA 1.0 for linear samples, the carried-landmarks zTXt) before they reach ``f``."""
     buf = io.BytesIO()
     writer(buf, *args)  # type: ignore[arg-type]
-    f.write(insert_png_gamma1(buf.getvalue()))
-
-
-def _write_png_text(writer: _Writer, record: str, f: BinaryIO, *args: object) -> None:
-    buf = io.BytesIO()
-    writer(buf, *args)  # type: ignore[arg-type]
-    f.write(insert_png_ztxt(buf.getvalue(), carried_landmarks.KEYWORD, record))
+    f.write(edit(buf.getvalue()))
 
 
 def _write_with_pil(
