@@ -84,3 +84,47 @@ def test_rasterized_sphere_mesh_has_sphere_normals() -> None:
     assert ras.normals[80, 80, 2] > 0.98
     assert ras.normals[80, 125, 0] > 0.5  # right side of the ball faces right
     assert ras.normals[35, 80, 1] > 0.5  # top of the ball faces up
+
+
+def _annulus(tilt: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A flat ring of quads around an open disc (an 'eye opening'), on the plane z = 20 + tilt·x."""
+    k, c = 32, 60.0
+    ang = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    inner = np.stack([c + 15 * np.cos(ang), c + 10 * np.sin(ang)], 1)
+    outer = np.stack([c + 40 * np.cos(ang), c + 35 * np.sin(ang)], 1)
+    xy = np.vstack([inner, outer])
+    verts = np.column_stack([xy, 20 + tilt * (xy[:, 0] - c)]).astype(np.float32)
+    tris = []
+    for i in range(k):
+        j = (i + 1) % k
+        tris += [(i, k + i, j), (j, k + i, k + j)]
+    return verts, np.array(tris, np.int32), list(range(k))
+
+
+def test_closed_opening_is_drawn_on_the_rim_plane_and_leaves_normals_alone() -> None:
+    from icportrait_studio.geometry.raster import close_openings
+
+    verts, tris, ring = _annulus(tilt=0.3)
+    open_ras = rasterize(verts, tris, (120, 120))
+    assert not open_ras.mask[60, 60]  # the opening is a hole in the mesh
+    v2, t2 = close_openings(verts, tris, [ring])
+    assert len(v2) == len(verts) + 1 and len(t2) == len(tris) + len(ring)
+    ras = rasterize(v2, t2, (120, 120), shade_triangles=len(tris))
+    inside = ras.triangle >= len(tris)
+    assert inside[60, 60] and inside.sum() > 300
+    ys, xs = np.nonzero(inside)
+    err = np.abs(ras.depth[ys, xs] - (20 + 0.3 * (xs - 60)))
+    assert err.mean() < 0.1 and err.max() < 1.5  # the rim's plane (edge pixels clamp to their triangle)
+    mesh = ras.triangle >= 0
+    mesh &= ras.triangle < len(tris)
+    assert np.allclose(ras.normals[mesh], open_ras.normals[mesh], atol=1e-5)  # fans shape no normal
+
+
+def test_fill_openings_is_the_plane_through_the_rim() -> None:
+    from icportrait_studio.geometry.completion import fill_openings
+
+    yy, xx = np.mgrid[0:80, 0:80].astype(np.float32)
+    plane = 5 + 0.2 * xx - 0.4 * yy
+    hole = (xx - 40) ** 2 / 15 ** 2 + (yy - 40) ** 2 / 6 ** 2 <= 1
+    filled = fill_openings(np.where(hole, 0, plane).astype(np.float32), ~hole, hole)
+    assert np.abs(filled - plane).max() < 1e-3

@@ -333,3 +333,29 @@ def test_pivot_turns_with_the_head(sample_analysis, yaw: float, pitch: float) ->
     cam = camera_for(a.landmarks, a.image_size)
     again = np.array(head_pivot(moved, cam))
     assert np.abs(again - np.array(head_pivot(a.landmarks, cam))).max() < 0.5  # pixels of the photo
+
+
+@pytest.mark.parametrize("yaw", [30, -30])
+def test_turned_face_analysed_again_finds_the_carried_eye_depth(sample_rgb, sample_analysis, yaw: float) -> None:
+    """A file written by a turn carries its landmarks; analysing it again must rebuild the geometry the
+    turn carried, the eyes included (the mesh leaves them open: the far side of a turned face showed
+    through the far eye and a blur of its rim weighed it differently, 4 px off on the sample)."""
+    from icportrait_studio.geometry.analysis import analyze
+    from icportrait_studio.geometry.raster import fill_polygon
+    from icportrait_studio.geometry.topology import face_topology
+    from icportrait_studio.geometry.view_setup import warp_geometry
+    from icportrait_studio.geometry.view_warp import transform_points
+
+    a = sample_analysis
+    g = warp_geometry(a)
+    assert g.shape == a.depth.shape and a.geo_size == a.image_size  # the sample is analysed at full size
+    warp = backward_warp(g, yaw, 0)
+    there, _ = composite(warp, make_layers(sample_rgb, g.matte, g.keep_alpha), original=sample_rgb)
+    carried = carry_geometry(g, warp)
+    moved = transform_points(g, a.landmarks.astype(np.float32), yaw, 0)
+    again = analyze(there, landmarks=moved)
+    topo = face_topology()
+    for ring in (topo.left_eye, topo.right_eye):
+        eye = fill_polygon(again.depth.shape, moved[ring])
+        assert eye.sum() > 50
+        assert np.abs(again.depth - carried.depth)[eye].mean() < 1.0  # pixels (face ≈ 90 px wide)

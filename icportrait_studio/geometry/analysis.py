@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from icportrait_studio.geometry import facemesh
-from icportrait_studio.geometry.completion import complete_surface, normalized_blur
-from icportrait_studio.geometry.raster import fill_polygon, rasterize
+from icportrait_studio.geometry.completion import complete_surface, fill_openings, normalized_blur
+from icportrait_studio.geometry.raster import close_openings, fill_polygon, rasterize
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
 
@@ -148,21 +148,24 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     if landmarks is not None:
         lm_geo = landmarks * scale
         topo = face_topology()
-        ras = rasterize(lm_geo, topo.triangles, (gh, gw))
+        verts, tris = close_openings(lm_geo, topo.triangles, [topo.left_eye, topo.right_eye])
+        ras = rasterize(verts, tris, (gh, gw), shade_triangles=len(topo.triangles))
+        mesh = ras.triangle >= 0
+        mesh &= ras.triangle < len(topo.triangles)
         oval = fill_polygon((gh, gw), lm_geo[topo.face_oval])
         face = ras.mask | oval
-        holes = face & ~ras.mask
+        holes = face & ~mesh  # the eyes (closed by fans: their depth is drawn) and an open mouth
         depth_f = ras.depth
         normals_f = ras.normals
-        if holes.any():  # eye and mouth openings: fill from the surrounding mesh
+        if holes.any():
             fw = float(np.ptp(lm_geo[:, 0]))
-            depth_f = np.where(holes, normalized_blur(ras.depth, ras.mask, 0.03 * fw + 1), ras.depth)
-            fill_n = normalized_blur(ras.normals, ras.mask, 0.03 * fw + 1)
+            depth_f = np.where(ras.mask, ras.depth, fill_openings(ras.depth, ras.mask, holes & ~ras.mask))
+            fill_n = normalized_blur(ras.normals, mesh, 0.03 * fw + 1)
             normals_f = np.where(holes[..., None], fill_n, ras.normals)
             normals_f /= np.linalg.norm(normals_f, axis=2, keepdims=True) + 1e-8
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
-        skin = ras.mask & ~_region_masks(lm_geo, (gh, gw), face_width)
+        skin = mesh & ~_region_masks(lm_geo, (gh, gw), face_width)
     else:
         face = np.zeros((gh, gw), bool)
         depth_f = np.zeros((gh, gw), np.float32)

@@ -58,6 +58,40 @@ def normals_from_depth(depth: np.ndarray) -> np.ndarray:
     return n.astype(np.float32)
 
 
+def _plane(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray | None:
+    """Least-squares plane z = a·x + b·y + c (None for fewer than three points)."""
+    if len(x) < 3:
+        return None
+    a = np.column_stack([x, y, np.ones_like(x)]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, np.asarray(z, np.float64), rcond=None)
+    return coef
+
+
+def fill_openings(depth: np.ndarray, mesh: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Depth inside openings of the mesh (an open mouth): the plane through each opening's rim.
+
+    A plane is what a rotation maps to a plane, so a re-posed face analysed again (its landmarks
+    carried) gets about the depth the turn carried into the opening; a blur of the rim weighs the rim
+    differently once the opening is foreshortened.
+    """
+    out = depth.copy()
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
+    h, w = holes.shape
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        x0, y0, x1, y1 = max(0, x - 2), max(0, y - 2), min(w, x + bw + 2), min(h, y + bh + 2)
+        comp = labels[y0:y1, x0:x1] == i
+        rim = cv2.dilate(comp.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mesh[y0:y1, x0:x1]
+        ry, rx = np.nonzero(rim)
+        if len(rx) < 3:
+            continue
+        a = np.column_stack([rx, ry, np.ones_like(rx)]).astype(np.float64)
+        coef, *_ = np.linalg.lstsq(a, depth[y0:y1, x0:x1][rim].astype(np.float64), rcond=None)
+        cy, cx = np.nonzero(comp)
+        out[y0 + cy, x0 + cx] = (coef[0] * cx + coef[1] * cy + coef[2]).astype(np.float32)
+    return out
+
+
 def inflate(person: np.ndarray, radius: float) -> np.ndarray:
     """A rounded height profile inside ``person``: a circle of ``radius`` near the silhouette, flat beyond."""
     d = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 5).astype(np.float32)

@@ -37,10 +37,15 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return vn.astype(np.float32)
 
 
-def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> Raster:
-    """Rasterise a mesh given in pixel coordinates of an image of ``shape`` (h, w)."""
+def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int], *,
+              shade_triangles: int | None = None) -> Raster:
+    """Rasterise a mesh given in pixel coordinates of an image of ``shape`` (h, w).
+
+    Only the first ``shade_triangles`` triangles (all by default) shape the vertex normals: the fans
+    that close openings must not tilt the normals along an eye's rim.
+    """
     h, w = shape
-    normals_v = vertex_normals(vertices, triangles)
+    normals_v = vertex_normals(vertices, triangles[:shade_triangles])
     order = np.argsort(vertices[triangles, 2].mean(axis=1))  # far first
     tri_buf = np.full((h, w), -1, np.int32)
     shift = 4
@@ -71,6 +76,26 @@ def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
         normals[ys, xs] = n
     return Raster(mask=mask, depth=depth, normals=normals, triangle=tri_buf)
+
+
+def close_openings(vertices: np.ndarray, triangles: np.ndarray, rings: list[list[int]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh with each opening (a ring of vertex indices, in order) closed by a fan to its 3-D centroid.
+
+    The face mesh leaves the eyes open. Closed, an eye gets a surface that is continuous with the mesh
+    along its rim and turns with the landmarks, and the far side of a turned face no longer shows
+    through the far eye's opening: a turned face analysed again then finds there the depth the turn
+    carried. The fans come after the mesh's triangles (see ``rasterize``'s ``shade_triangles``).
+    """
+    verts = [np.asarray(vertices, np.float32)]
+    fans = [np.asarray(triangles, np.int32)]
+    n = len(vertices)
+    for ring in rings:
+        verts.append(np.asarray(vertices, np.float32)[ring].mean(axis=0, keepdims=True))
+        k = len(ring)
+        fans.append(np.array([(n, ring[i], ring[(i + 1) % k]) for i in range(k)], np.int32))
+        n += 1
+    return np.vstack(verts), np.vstack(fans)
 
 
 def fill_polygon(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
