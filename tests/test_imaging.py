@@ -462,3 +462,29 @@ def test_save_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_image(tmp_path / "bad.png", np.zeros((4, 4), np.float32))
     assert sorted(os.listdir(tmp_path)) == ["a_file", "dir.png"]
+
+
+def test_atomic_write_gives_saved_files_normal_permissions_and_words_failures(tmp_path) -> None:
+    import os
+    import stat
+
+    from icportrait_studio.errors import InputError
+    from icportrait_studio.imaging.atomic import atomic_write, atomic_write_text
+
+    target = tmp_path / "a.json"
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(target, "{}")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not the temp file's private 0600
+        target.chmod(0o640)
+        atomic_write_text(target, "[]")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == "[]"  # mode kept
+    finally:
+        os.umask(old)
+
+    def fail(tmp: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(InputError, match=r"Cannot save .*No space left on device"):
+        atomic_write(target, fail)
+    assert target.read_text() == "[]" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temp left

@@ -214,10 +214,7 @@ def save_project(doc: Document, path: str | os.PathLike[str],
             for name, data in members.items():
                 zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
 
-    try:
-        atomic_write(path, write, suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"Cannot save '{path}': {exc.strerror or exc}") from exc
+    atomic_write(path, write, suffix=".tmp")  # an OS failure arrives as an InputError, worded for a person
 
 
 def _safe_key(key: str) -> bool:

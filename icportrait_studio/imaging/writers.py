@@ -1,18 +1,14 @@
 """The file writers behind ``io.save_image``: encoders per format and the atomic write around them.
 
 Each writer takes the encoded samples (uint8/uint16 colour and optional alpha), an ICC profile and a
-quality and writes one format to an open binary file; ``_atomic_write`` wraps it so a failed save
-never leaves a half-written file (temp file in the target folder, fsync, rename over the target).
+quality and writes one format to an open binary file; ``_atomic_write`` wraps it in
+``atomic.atomic_write`` so a failed save never leaves a half-written file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
-import os
-import stat
-import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -21,7 +17,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from icportrait_studio.errors import InputError
+from icportrait_studio.imaging.atomic import atomic_write
 from icportrait_studio.imaging.png_chunks import insert_png_icc
 
 _TAG_ICC = 34675
@@ -36,61 +32,13 @@ def _encode_alpha(alpha: np.ndarray, depth: int) -> np.ndarray:
 
 
 def _atomic_write(p: str, ext: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a same-folder temp file + fsync + os.replace; on failure the target is untouched."""
-    directory = os.path.dirname(os.path.abspath(p))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".icp-save-", suffix=ext)
-    except OSError as exc:
-        raise InputError(f"Cannot save '{p}': {_describe_os_error(exc)}") from exc
-    try:
-        os.close(fd)
-        with open(tmp, "wb") as f:  # by name: tifffile wants a named file object
+    """``atomic.atomic_write`` for a writer that takes an open file (named: tifffile wants a name)."""
+
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _mode_for(p))  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, p)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"Cannot save '{p}': {_describe_os_error(exc)}") from exc
-        raise
-    _fsync_directory(directory)
 
-
-def _describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _mode_for(p: str) -> int:
-    """Keep an existing file's permissions; new files get the usual 0666 & ~umask."""
-    try:
-        return stat.S_IMODE(os.stat(p).st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it; done once
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable (POSIX); best effort."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    atomic_write(p, to_file, suffix=ext)
 
 
 def _stack(color: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:

@@ -11,9 +11,7 @@ back as one image (used by "Edit in…" to bring an editor's save back as a new 
 
 from __future__ import annotations
 
-import functools
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -103,29 +101,12 @@ def read_flat(path: str | os.PathLike[str], registry: PluginRegistry | None = No
     return FlatImage(loaded.rgb, loaded.alpha, loaded.bit_depth, loaded.icc_profile, list(loaded.warnings))
 
 
-def atomic_write_file(path: str | os.PathLike[str], write: Callable[[str], None], *, suffix: str) -> None:
-    """``imaging.atomic.atomic_write`` with normal permissions: its temp file is created 0600, and an
-    exported file must be as readable as any other file the user saves (or keep the mode it had)."""
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[str], object], *, suffix: str) -> None:
+    """``imaging.atomic.atomic_write`` for export plugins: the file appears whole or not at all, with
+    the permissions any saved file gets."""
     from icportrait_studio.imaging.atomic import atomic_write
 
-    target = Path(path)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        mode = 0o666 & ~_umask()
-
-    def write_and_chmod(tmp: str) -> None:
-        write(tmp)
-        os.chmod(tmp, mode)
-
-    atomic_write(target, write_and_chmod, suffix=suffix)
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it; done once
-    os.umask(mask)
-    return mask
+    atomic_write(Path(path), write, suffix=suffix)
 
 
 # --- building documents -------------------------------------------------------------------------------

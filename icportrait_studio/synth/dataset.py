@@ -44,7 +44,6 @@ computed at the warp's working size, which equals ``size`` for photos up to 512 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,25 +102,22 @@ def _save_png(path: Path, rgb_linear: np.ndarray) -> None:
     save_image(path, np.clip(rgb_linear, 0.0, 1.0), bit_depth=8)
 
 
-def _write(path: Path, write: Callable[[str], object], suffix: str) -> None:
-    """Atomic write with the usual permissions (the temp file starts private)."""
-    from icportrait_studio.imaging.atomic import atomic_write
-    from icportrait_studio.imaging.writers import _mode_for
-
-    def _do(tmp: str) -> None:
-        write(tmp)
-        os.chmod(tmp, _mode_for(str(path)))
-
-    atomic_write(path, _do, suffix=suffix)
-
-
 def _save_mask(path: Path, alpha: np.ndarray) -> None:
+    from icportrait_studio.imaging.atomic import atomic_write
+
     a8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-    _write(path, lambda tmp: cv2.imwrite(tmp, a8), ".png")
+
+    def write(tmp: str) -> None:
+        if not cv2.imwrite(tmp, a8):  # OpenCV reports a failed write by its return value only
+            raise OSError(f"could not encode {path.name}")
+
+    atomic_write(path, write, suffix=".png")
 
 
 def _save_flow(path: Path, flow: np.ndarray) -> None:
-    _write(path, lambda tmp: np.save(tmp, flow.astype(np.float16), allow_pickle=False), ".npy")
+    from icportrait_studio.imaging.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: np.save(tmp, flow.astype(np.float16), allow_pickle=False), suffix=".npy")
 
 
 def _at_size(arr: np.ndarray, size: tuple[int, int], *, is_flow: bool = False) -> np.ndarray:
@@ -199,7 +195,9 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
     manifest = {"format": FORMAT, "version": VERSION, "flow_convention": "forward", "flow": FLOW_DOC,
                 "samples": samples}
     text = json.dumps(manifest, indent=2)
-    _write(out / "manifest.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), ".json")
+    from icportrait_studio.imaging.atomic import atomic_write_text
+
+    atomic_write_text(out / "manifest.json", text)
     return manifest
 
 
