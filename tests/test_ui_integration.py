@@ -250,3 +250,24 @@ def test_plugins_dialog_and_problem_messages(window: MainWindow, qtbot) -> None:
     qtbot.waitUntil(lambda: "boom" in window.statusBar().currentMessage(), timeout=5000)
     assert "broken-thing" in dlg.log.toPlainText()
     dlg.close()
+
+
+def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An exported turn, opened again, reuses where the engine moved the face (a fresh detection on a
+    synthesised face under-reads the turn); a blend with the unturned photo carries nothing."""
+    open_sample(window, qtbot)
+    _wait_full(window, qtbot)
+    front = window.renderer.cached(window.doc.rig, window.doc.view, window.doc.backend).landmarks
+    window.view_panel.yaw_spin.setValue(25.0)
+    qtbot.waitUntil(lambda: full_render_shown(window) and window.doc.view.yaw == 25.0, timeout=WAIT_MS)
+    window.export_image(str(tmp_path / "turned.png"), 8)
+    qtbot.waitUntil(lambda: (tmp_path / "turned.png").exists() and window.jobs_idle(), timeout=WAIT_MS)
+    loaded = load_image(tmp_path / "turned.png")
+    hit = window.renderer.cached(window.doc.rig, window.doc.view, window.doc.backend)
+    assert loaded.landmarks is not None and hit.landmarks is not None
+    assert np.abs(loaded.landmarks - hit.landmarks).max() < 0.01
+    assert loaded.landmarks[1, 0] - front[1, 0] > 5  # the nose tip moved toward the image right
+    window.doc.relit_layer.opacity = 0.5  # half the unturned photo shows through: no single face
+    window.export_image(str(tmp_path / "blend.png"), 8)
+    qtbot.waitUntil(lambda: (tmp_path / "blend.png").exists() and window.jobs_idle(), timeout=WAIT_MS)
+    assert load_image(tmp_path / "blend.png").landmarks is None

@@ -119,6 +119,9 @@ class Document:
     analysis_info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # where the face lies in the relit layer's full render (moved by the view), set on the copy an
+    # export writes: a PNG export carries it so a later edit of that file need not re-detect the face
+    face_landmarks: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.base.ndim != 3 or self.base.shape[2] != 3:
@@ -217,6 +220,19 @@ class Document:
         self.dirty = True
 
     # --- output ----------------------------------------------------------------------------------------
+
+    def export_landmarks(self) -> np.ndarray | None:
+        """``face_landmarks`` when the flattened picture is the relit layer alone (visible, opaque, no mask,
+        nothing visible above it); otherwise None: a blend with the unturned photo has no one face."""
+        relit = self.layer_of_kind("relit")
+        if self.face_landmarks is None or relit is None or relit.pixels is None:
+            return None
+        if not relit.visible or relit.opacity < 1.0 or relit.mask is not None or relit.quality != "full":
+            return None
+        above = self.layers[self.layers.index(relit) + 1:]
+        if any(la.visible and la.opacity > 0.0 and la.pixels is not None for la in above):
+            return None
+        return self.face_landmarks
 
     def flatten(self) -> np.ndarray:
         """The visible stack composited at full size, in linear light (what export writes).

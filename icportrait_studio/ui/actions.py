@@ -391,6 +391,7 @@ class FileOpsMixin:
 
         def got(out: object) -> None:
             relit.pixels, relit.quality, relit.request_id = out.image, "full", out.request.request_id  # type: ignore[attr-defined]
+            snap.face_landmarks = out.landmarks  # type: ignore[attr-defined]
             then(snap)
 
         if relit.pixels is not None and relit.quality == "full" and self.renderer.cached(  # type: ignore[attr-defined]
@@ -475,7 +476,7 @@ class FileOpsMixin:
         def write(s: object) -> None:
             def work(p: Callable, t: object) -> None:
                 save_image(path, s.flatten(), alpha=s.alpha, bit_depth=bits, icc_profile=s.icc_profile,  # type: ignore[attr-defined]
-                           encoding=s.encoding)  # type: ignore[attr-defined]
+                           encoding=s.encoding, landmarks=s.export_landmarks())  # type: ignore[attr-defined]
 
             self.io.submit(work, label=f"Export {name}", priority=3,  # type: ignore[attr-defined]
                            on_done=lambda _r: self.statusBar().showMessage(f"Exported {path}", 6000),  # type: ignore[attr-defined]

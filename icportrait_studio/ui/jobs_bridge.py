@@ -165,6 +165,7 @@ class RenderOutcome:
     shading: np.ndarray | None
     info: dict
     analysis: AnalysisOutcome | None = None
+    landmarks: np.ndarray | None = None  # (N, 3) where the face lies in ``image`` (moved by a view change)
 
     @property
     def nbytes(self) -> int:
@@ -311,7 +312,8 @@ def render_work(backend_name: str, request: EditRequest, source: SourceImage, do
         token.raise_if_cancelled()
         display = encode_display(result.image, result.alpha)
         analysis = analysis_outcome(backend, source, doc_size) if with_analysis else None
-        return RenderOutcome(request, result.image, display, result.shading, dict(result.info), analysis)
+        return RenderOutcome(request, result.image, display, result.shading, dict(result.info), analysis,
+                             result.landmarks)
 
     return work
 
