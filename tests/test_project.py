@@ -72,6 +72,7 @@ def test_round_trip_restores_everything(tmp_path: Path) -> None:
     assert history.index == 2 and history[1].rig == LightRig(lights=(Light(-45, 40),))
     # uids are renumbered on load but stay consistent between the stack and the history
     assert [p.uid for p in history[2].layers] == [la.uid for la in loaded.layers]
+    assert loaded.source_landmarks is None  # the sample carries none
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         assert manifest["format"] == "icps" and manifest["version"] == 1 and manifest["app_version"]
@@ -254,3 +255,17 @@ def test_a_linear_photo_stays_linear_through_a_project(tmp_path: Path) -> None:
     doc.encoding = "srgb"
     save_project(doc, tmp_path / "srgb.icps")
     assert load_project(tmp_path / "srgb.icps")[0].encoding == "srgb"
+
+
+def test_carried_landmarks_stay_with_the_project(tmp_path: Path) -> None:
+    """A photo whose file carried its face landmarks is analysed with them; so is its project later."""
+    doc = _doc()
+    rng = np.random.default_rng(3)
+    doc.source_landmarks = (rng.random((478, 3)) * [512, 512, 40]).astype(np.float32)
+    path = tmp_path / "carried.icps"
+    save_project(doc, path, _history(doc))
+    loaded, _ = load_project(path)
+    assert loaded.source_landmarks is not None and np.array_equal(loaded.source_landmarks, doc.source_landmarks)
+    doc.source_landmarks = np.full((478, 3), 1e6, np.float32)  # nonsense (off the picture) is dropped
+    save_project(doc, path, _history(doc))
+    assert load_project(path)[0].source_landmarks is None

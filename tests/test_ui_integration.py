@@ -267,6 +267,15 @@ def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, q
     assert loaded.landmarks is not None and hit.landmarks is not None
     assert np.abs(loaded.landmarks - hit.landmarks).max() < 0.01
     assert loaded.landmarks[1, 0] - front[1, 0] > 5  # the nose tip moved toward the image right
+    open_sample(window, qtbot, tmp_path / "turned.png")  # opened again: analysed with what it carries
+    assert window.doc.source_landmarks is not None
+    qtbot.waitUntil(lambda: window._analysis is not None, timeout=WAIT_MS)
+    assert np.abs(window._analysis.landmarks - loaded.landmarks[:, :2]).max() < 0.01
+    window.save_project(str(tmp_path / "turned.icps"))  # and they stay with its project
+    qtbot.waitUntil(lambda: (tmp_path / "turned.icps").exists() and window.jobs_idle(), timeout=WAIT_MS)
+    from icportrait_studio.core.project import load_project
+
+    assert np.array_equal(load_project(tmp_path / "turned.icps")[0].source_landmarks, loaded.landmarks)
     window.doc.relit_layer.opacity = 0.5  # half the unturned photo shows through: no single face
     window.export_image(str(tmp_path / "blend.png"), 8)
     qtbot.waitUntil(lambda: (tmp_path / "blend.png").exists() and window.jobs_idle(), timeout=WAIT_MS)

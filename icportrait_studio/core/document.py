@@ -119,6 +119,8 @@ class Document:
     analysis_info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # the landmarks the photo's file carried (an earlier edit moved the face there): analysed with them
+    source_landmarks: np.ndarray | None = field(default=None, repr=False)
     # where the face lies in the relit layer's full render (moved by the view), set on the copy an
     # export writes: a PNG export carries it so a later edit of that file need not re-detect the face
     face_landmarks: np.ndarray | None = field(default=None, repr=False)
@@ -141,6 +143,7 @@ class Document:
             path=loaded.path,  # type: ignore[attr-defined]
             rig=rig or default_rig(),
             warnings=list(loaded.warnings),  # type: ignore[attr-defined]
+            source_landmarks=getattr(loaded, "landmarks", None),
         )
 
     # --- description -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ Qt-free: the UI calls this from its worker thread.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
 import json
@@ -189,6 +190,7 @@ def save_project(doc: Document, path: str | os.PathLike[str],
             "has_alpha": doc.alpha is not None,
             "backend": doc.backend,
             "warnings": list(doc.warnings),
+            "source_landmarks": _landmarks_to_json(doc.source_landmarks),
         },
         "rig": rig_to_dict(doc.rig),
         "view": doc.view.to_dict(),
@@ -276,6 +278,30 @@ def _encode_mask(mask: np.ndarray) -> bytes:
 # Loading
 
 
+def _landmarks_to_json(lm: np.ndarray | None) -> dict | None:
+    """The face landmarks the photo's file carried (original pixels), kept with the project."""
+    if lm is None:
+        return None
+    a = np.ascontiguousarray(lm, dtype="<f4")
+    return {"shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _landmarks_from_json(rec: object, shape: tuple[int, int]) -> np.ndarray | None:
+    """Landmarks back from the manifest; anything malformed or off the picture is dropped (detect again)."""
+    if not isinstance(rec, dict):
+        return None
+    try:
+        lm = np.frombuffer(base64.b64decode(rec["data"]), dtype="<f4").reshape(tuple(int(n) for n in rec["shape"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if lm.ndim != 2 or lm.shape[1] != 3 or not np.isfinite(lm).all():
+        return None
+    h, w = shape
+    if (lm[:, 0] < -w).any() or (lm[:, 0] > 2 * w).any() or (lm[:, 1] < -h).any() or (lm[:, 1] > 2 * h).any():
+        return None
+    return lm.astype(np.float32)
+
+
 def load_project(path: str | os.PathLike[str]) -> tuple[Document, ProjectHistory]:
     """Read a project; any problem (not a project, damaged, from a newer version) raises InputError."""
     p = Path(path)
@@ -335,6 +361,7 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
         rig=LightRig.from_dict(manifest.get("rig") or {}), view=ViewPose.from_dict(manifest.get("view") or {}),
         backend=str(info.get("backend", "physical")), layers=layers, dirty=False,
         analysis_info=manifest.get("analysis_info") or {}, warnings=list(info.get("warnings") or []),
+        source_landmarks=_landmarks_from_json(info.get("source_landmarks"), base.shape[:2]),
     )
     if info.get("id"):
         doc.id = str(info["id"])

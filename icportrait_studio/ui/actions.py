@@ -379,7 +379,8 @@ class FileOpsMixin:
         snap = Document(base=doc.base, alpha=doc.alpha, icc_profile=doc.icc_profile, bit_depth=doc.bit_depth,
                         encoding=doc.encoding, path=doc.path, project_path=project_path, rig=state.rig, view=state.view,
                         backend=state.backend, layers=[Layer.from_state(s) for s in state.layers],
-                        analysis_info=dict(doc.analysis_info), warnings=list(doc.warnings), id=doc.id)
+                        analysis_info=dict(doc.analysis_info), warnings=list(doc.warnings), id=doc.id,
+                        source_landmarks=doc.source_landmarks)
         stack = self.undo_stack  # type: ignore[attr-defined]
         commands = [(stack.command(i).text(), stack.command(i).after) for i in range(stack.count())]
         history, extra = history_for_save(self._base_entry, commands, stack.index(), snap)  # type: ignore[attr-defined]

@@ -454,17 +454,25 @@ class Renderer(QObject):
         self.stats = {"applied": 0, "dropped": 0}
 
     def set_document(self, doc_id: str, rgb: np.ndarray, alpha: np.ndarray | None,
-                     proxies: Proxies | None = None) -> None:
+                     proxies: Proxies | None = None, *, landmarks: np.ndarray | None = None) -> None:
         """All three sources share the document's id, so the backend analyses the face once (from the
-        analysis proxy, queued first) and every render, preview or full, uses that same geometry."""
+        analysis proxy, queued first) and every render, preview or full, uses that same geometry.
+
+        ``landmarks`` (photo pixels) are the ones the photo's file carried: each source gets them at
+        its own size, so the analysis uses them instead of detecting the face again."""
         self.invalidate()
         self.cache.clear()
         proxies = proxies or Proxies()
         self.doc_id = doc_id
         self.doc_size = (int(rgb.shape[1]), int(rgb.shape[0]))
-        self.full_source = SourceImage(doc_id, rgb, alpha)
-        self.analysis_source = SourceImage(doc_id, *proxies.analysis) if proxies.analysis else self.full_source
-        self.preview_source = SourceImage(doc_id, *proxies.preview) if proxies.preview else self.analysis_source
+
+        def source(img: np.ndarray, a: np.ndarray | None) -> SourceImage:
+            lm = None if landmarks is None else landmarks * np.float32(img.shape[1] / rgb.shape[1])
+            return SourceImage(doc_id, img, a, lm)
+
+        self.full_source = source(rgb, alpha)
+        self.analysis_source = source(*proxies.analysis) if proxies.analysis else self.full_source
+        self.preview_source = source(*proxies.preview) if proxies.preview else self.analysis_source
 
     def clear(self) -> None:
         self.invalidate()

@@ -183,7 +183,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
                      states: list[DocState] | None = None, descriptions: list[str] | None = None,
                      index: int = 0, clean: bool = True) -> None:
         """Show ``doc`` (replacing the current one) and start analysing and rendering it."""
-        self.renderer.set_document(doc.id, doc.base, doc.alpha, proxies)
+        self.renderer.set_document(doc.id, doc.base, doc.alpha, proxies, landmarks=doc.source_landmarks)
         self.doc = doc
         self.display.reset(doc)
         QTimer.singleShot(2000, self.display.release_base)
