@@ -359,3 +359,20 @@ def test_turned_face_analysed_again_finds_the_carried_eye_depth(sample_rgb, samp
         eye = fill_polygon(again.depth.shape, moved[ring])
         assert eye.sum() > 50
         assert np.abs(again.depth - carried.depth)[eye].mean() < 1.0  # pixels (face ≈ 90 px wide)
+
+
+@pytest.mark.parametrize("yaw", [30, -30])
+def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis, yaw: float) -> None:
+    """On the side the face turns toward, the head's rounded edge rotates out of sight inside the outline
+    moved with the head's centre; that band was synthesised from the face as ghostly hair (about as
+    much fill as on the side turning into view). Now it is left to the background; the near side, where
+    the back of the head turns into view, is still filled."""
+    from icportrait_studio.geometry.view_setup import warp_geometry
+
+    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    warp = backward_warp(g, yaw, 0)
+    filled = warp.full("filled", False)
+    right = np.broadcast_to(np.arange(g.shape[1])[None, :] > g.center[0], g.shape)
+    far, near = (right, ~right) if yaw > 0 else (~right, right)
+    assert filled[near].sum() > 1000
+    assert filled[far].sum() < 0.5 * filled[near].sum()

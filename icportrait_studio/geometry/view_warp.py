@@ -356,6 +356,40 @@ def _moved_outline(geom: WarpGeometry, yaw: float, pitch: float) -> np.ndarray:
     return cv2.warpAffine(keep, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+OUTLINE_CLOSE = 0.3  # face widths: gaps in the turned surface narrower than this still count as covered
+
+
+def _receding_outline(geom: WarpGeometry, keep: np.ndarray, alpha: np.ndarray, yaw: float, pitch: float
+                      ) -> np.ndarray:
+    """``keep`` (the outline moved with the head's centre) held to the turned surface on the far side.
+
+    On the side the face turns toward, the head's own surface rotates away from the viewer; a skull
+    seen from the front has its widest section at the ears, so its outline there shrinks toward the
+    centre rather than travel with it, and the depth map's rounded edge recedes further still. The band
+    between that edge and the moved outline would be synthesised from the face as ghostly hair: on the
+    far side the outline is where the turned surface reaches (gaps narrower than OUTLINE_CLOSE closed).
+    The near side keeps the moved outline: there the back of the head turns into view.
+    """
+    if geom.center is None:
+        return keep
+    c = np.array(geom.center, np.float32)
+    ahead = c + np.array([0.0, 0.0, 0.5 * geom.scale], np.float32)  # a point on the face, ahead of the centre
+    moved = transform_points(geom, np.stack([c, ahead]), yaw, pitch)
+    away = (moved[1, :2] - ahead[:2]) - (moved[0, :2] - c[:2])
+    norm = float(np.linalg.norm(away))
+    if norm < 0.5:
+        return keep
+    away /= norm
+    h, w = keep.shape
+    g = _grid(h, w)
+    side = ((g[..., 0] - moved[0, 0]) * away[0] + (g[..., 1] - moved[0, 1]) * away[1]) / geom.scale
+    far = _smoothstep(side, 0.1, 0.3)
+    k = int(OUTLINE_CLOSE * geom.scale) | 1
+    cover = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    cover = cv2.GaussianBlur(cv2.dilate(cover, np.ones((5, 5), np.uint8)).astype(np.float32), (0, 0), 1.0)
+    return (keep * (1.0 - far) + np.minimum(keep, cover) * far).astype(np.float32)
+
+
 def _identity_warp(geom: WarpGeometry) -> Warp:
     e = np.zeros((0, 0), np.float32)
     return Warp(shape=geom.shape, roi=(0, 0, 0, 0), map=np.zeros((0, 0, 2), np.float32), rendered=e.astype(bool),
@@ -431,6 +465,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
+    keep = _receding_outline(sub, keep, alpha, yaw, pitch)
     need = np.maximum(alpha, keep) > 0.5
     good = rendered & (src_ok > 0.5)
     fill = (need & ~rendered) | ((keep > 0.5) & ~good)
