@@ -1,6 +1,6 @@
 """Benchmark the desktop app against its targets, with the real widgets (offscreen by default).
 
-    .venv/bin/python bench/bench_app.py [--runs 5] [--events 200] [--only start|open|open-cold|drag]
+    .venv/bin/python bench/bench_app.py [--runs 5] [--events 200] [--only start|open|open-cold|drag|mask|autosave]
 
 1. Cold start: launch ``python -c 'run_app()'`` as a new process until the main window is exposed
    (ICPORTRAIT_EXIT_WHEN_SHOWN=1 makes the app print the time and quit). Target <= 2.0 s.
@@ -268,11 +268,34 @@ def bench_mask_stroke(moves: int = 60) -> dict:
             "mask_stroke_updates": len(live), "mask_full_reencode_12mp_ms": full_ms}
 
 
+def bench_autosave() -> dict:
+    """Saving a 12 MP project (photo + relit layer) twice, as autosave does: the first save encodes every
+    layer, the second finds the unchanged ones' PNGs by the digest of their pixels."""
+    import numpy as np
+
+    from icportrait_studio.core.document import Document
+    from icportrait_studio.core.project import save_project
+
+    rng = np.random.default_rng(0)
+    h, w = 3000, 4000
+    ramp = np.linspace(0.0, 0.8, w, dtype=np.float32)[None, :, None]
+    base = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.1 + ramp, 0, 1)
+    doc = Document(base=base)
+    doc.set_relit(np.clip(base * 1.2, 0, 1), quality="full", request_id=1)
+    path = Path(tempfile.mkdtemp(prefix="icp-bench-")) / "autosave.icps"
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        save_project(doc, path)
+        times.append(time.perf_counter() - t)
+    return {"autosave_12mp_first_s": times[0], "autosave_12mp_unchanged_s": times[1]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--events", type=int, default=200)
-    ap.add_argument("--only", choices=["start", "open", "open-cold", "drag", "mask"])
+    ap.add_argument("--only", choices=["start", "open", "open-cold", "drag", "mask", "autosave"])
     args = ap.parse_args()
     results: dict = {}
     if args.only in (None, "start"):
@@ -290,6 +313,8 @@ def main() -> int:
         results |= bench_drag(args.events)
     if args.only in (None, "mask"):
         results |= bench_mask_stroke()
+    if args.only in (None, "autosave"):
+        results |= bench_autosave()
     if args.only != "open-cold":
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"device: CPU only ({os.cpu_count()} cores, load average {load:.2f}), "
@@ -302,7 +327,8 @@ def main() -> int:
                 print(f"  [{ok}] {key:18s} {value:8.3f} {unit}  (target <= {target:g} {unit})")
         for key in ("cold_start_max_s", "cold_start_in_app_s", "open_12mp_cold_s", "open_12mp_s_jpeg", "drag_max_ms",
                     "preview_render_ms", "preview_queue_ms", "preview_delivery_ms",
-                    "mask_stroke_update_median_ms", "mask_stroke_update_max_ms", "mask_full_reencode_12mp_ms"):
+                    "mask_stroke_update_median_ms", "mask_stroke_update_max_ms", "mask_full_reencode_12mp_ms",
+                    "autosave_12mp_first_s", "autosave_12mp_unchanged_s"):
             if key in results:
                 print(f"        {key:18s} {results[key]:8.3f}")
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()}))

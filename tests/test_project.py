@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -269,3 +270,26 @@ def test_carried_landmarks_stay_with_the_project(tmp_path: Path) -> None:
     doc.source_landmarks = np.full((478, 3), 1e6, np.float32)  # nonsense (off the picture) is dropped
     save_project(doc, path, _history(doc))
     assert load_project(path)[0].source_landmarks is None
+
+
+def test_autosave_reuses_unchanged_layers_but_never_saves_stale_pixels(tmp_path: Path) -> None:
+    """Saving again encodes only what changed (autosave of a 12 MP project: 4.5 s → 0.6 s); the cache is
+    keyed by the pixels themselves, so a layer painted in place is encoded again."""
+    from icportrait_studio.core.png_cache import PNG_CACHE
+
+    doc = _doc()
+    path = tmp_path / "auto.icps"
+    save_project(doc, path, _history(doc))
+    first = path.read_bytes()
+    misses = PNG_CACHE.misses
+    save_project(doc, path, _history(doc))
+    assert PNG_CACHE.misses == misses  # nothing encoded twice
+    with zipfile.ZipFile(io.BytesIO(first)) as a, zipfile.ZipFile(path) as b:
+        assert [n for n in a.namelist() if n != "manifest.json"] == [n for n in b.namelist() if n != "manifest.json"]
+        assert all(a.read(n) == b.read(n) for n in a.namelist() if n != "manifest.json")
+    relit = doc.relit_layer.pixels
+    relit[:64, :64] = 0.0  # painted in place: same array object, new pixels
+    save_project(doc, path, _history(doc))
+    assert PNG_CACHE.misses == misses + 1  # just that layer
+    loaded, _ = load_project(path)
+    assert np.abs(loaded.relit_layer.pixels[:64, :64]).max() < TOL_16

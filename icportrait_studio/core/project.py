@@ -34,6 +34,7 @@ import numpy as np
 
 from icportrait_studio.core.document import LAYER_KINDS, Document, Layer
 from icportrait_studio.core.lights import LightRig
+from icportrait_studio.core.png_cache import PNG_CACHE, digest
 from icportrait_studio.core.view import ViewPose
 from icportrait_studio.errors import InputError
 
@@ -247,6 +248,15 @@ def _json_default(obj: object) -> object:
 
 
 def _encode_png(rgb_linear: np.ndarray, bit_depth: int, alpha: np.ndarray | None) -> bytes:
+    key = ("rgb", bit_depth, _PNG_LEVEL, digest(rgb_linear, alpha))
+    return PNG_CACHE.get(key, lambda: _encode_png_now(rgb_linear, bit_depth, alpha))
+
+
+def _encode_mask(mask: np.ndarray) -> bytes:
+    return PNG_CACHE.get(("mask", _PNG_LEVEL, digest(mask)), lambda: _encode_mask_now(mask))
+
+
+def _encode_png_now(rgb_linear: np.ndarray, bit_depth: int, alpha: np.ndarray | None) -> bytes:
     import cv2
 
     from icportrait_studio.imaging.color import encode_from_linear
@@ -264,7 +274,7 @@ def _encode_png(rgb_linear: np.ndarray, bit_depth: int, alpha: np.ndarray | None
     return buf.tobytes()
 
 
-def _encode_mask(mask: np.ndarray) -> bytes:
+def _encode_mask_now(mask: np.ndarray) -> bytes:
     import cv2
 
     m = np.rint(np.clip(np.nan_to_num(mask.astype(np.float32)), 0.0, 1.0) * 65535).astype(np.uint16)
