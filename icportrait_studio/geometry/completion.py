@@ -83,10 +83,9 @@ def fill_openings(depth: np.ndarray, mesh: np.ndarray, holes: np.ndarray) -> np.
         comp = labels[y0:y1, x0:x1] == i
         rim = cv2.dilate(comp.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & mesh[y0:y1, x0:x1]
         ry, rx = np.nonzero(rim)
-        if len(rx) < 3:
+        coef = _plane(rx, ry, depth[y0:y1, x0:x1][rim])
+        if coef is None:
             continue
-        a = np.column_stack([rx, ry, np.ones_like(rx)]).astype(np.float64)
-        coef, *_ = np.linalg.lstsq(a, depth[y0:y1, x0:x1][rim].astype(np.float64), rcond=None)
         cy, cx = np.nonzero(comp)
         out[y0 + cy, x0 + cx] = (coef[0] * cx + coef[1] * cy + coef[2]).astype(np.float32)
     return out
