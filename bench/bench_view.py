@@ -15,7 +15,8 @@ grayscale read as RGB) and the bundled sample portrait.
   roundtrip    re-pose by +θ then by −θ: SSIM with the input on the input's face mask (grayscale,
                sRGB), target ≥ 0.9; the second turn reuses the geometry the first one carried into
                the new view (the app), or goes through PNG files as two CLI runs do (the landmarks
-               travel in the file), or analyses a turned image that carries nothing afresh
+               travel in the file), or calls api.relight twice in memory (it recognises its own
+               result), or analyses a turned image that carries nothing afresh
   speed        re-pose of a 1024² portrait with the analysis cached ≤ 150 ms (full quality, with and
                without a relight), interactive preview at 512² ≤ 40 ms
 """
@@ -197,16 +198,17 @@ def bench_roundtrip(paths: list[Path]) -> dict:
     re-posed face, which under-reads the turn)."""
     import tempfile
 
+    from icportrait_studio import api
     from icportrait_studio.api import relight_file
     from icportrait_studio.geometry import view_layers as vl
     from icportrait_studio.geometry import view_setup as vs
     from icportrait_studio.geometry import view_warp as vw
 
-    out: dict = {"carried": {}, "through_files": {}, "fresh_analysis": {}}
+    out: dict = {"carried": {}, "through_files": {}, "in_memory_api": {}, "fresh_analysis": {}}
     views = (ViewPose(20), ViewPose(-20), ViewPose(30), ViewPose(-30), ViewPose(0, 20), ViewPose(0, -20))
     work = Path(tempfile.mkdtemp(prefix="bench-view-"))
     for v in views:
-        carried, files, fresh = [], [], []
+        carried, files, memory, fresh = [], [], [], []
         for p in paths:
             rgb = load_image(p).rgb
             a = analyze(rgb)
@@ -227,6 +229,10 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             relight_file(src, mid, ORIGINAL, view=v)
             relight_file(mid, end, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch))
             files.append(ssim(gray(load_image(src).rgb), gray(load_image(end).rgb), face))
+            # the Python API, the result passed back in memory (it recognises its own result)
+            there_mem = api.relight(rgb, ORIGINAL, view=v).image
+            memory.append(ssim(gray(rgb), gray(api.relight(there_mem, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch)).image),
+                               face))
             # two independent runs, each analysing its input
             be = PhysicalBackend(identity_check=False)
             there = be.run(EditRequest("in", ORIGINAL, view=v), SourceImage("in", rgb)).image
@@ -234,7 +240,8 @@ def bench_roundtrip(paths: list[Path]) -> dict:
                           SourceImage("there", there)).image
             fresh.append(ssim(gray(rgb), gray(back), face))
         key = f"{v.yaw:+g}/{v.pitch:+g}"
-        for name, vals in (("carried", carried), ("through_files", files), ("fresh_analysis", fresh)):
+        for name, vals in (("carried", carried), ("through_files", files), ("in_memory_api", memory),
+                           ("fresh_analysis", fresh)):
             out[name][key] = {"median": round(float(np.median(vals)), 3), "min": round(float(np.min(vals)), 3)}
     return out
 
@@ -318,6 +325,8 @@ def main() -> None:
         targets["round trip SSIM ≥ 0.9 (carried geometry)"] = all(v["median"] >= 0.9 for v in rt["carried"].values())
         targets["round trip SSIM ≥ 0.9 (two CLI runs, landmarks carried in the PNG)"] = all(
             v["median"] >= 0.9 for v in rt["through_files"].values())
+        targets["round trip SSIM ≥ 0.9 (api.relight twice, in memory)"] = all(
+            v["median"] >= 0.9 for v in rt["in_memory_api"].values())
         targets["round trip SSIM ≥ 0.9 (fresh analysis of the turned image)"] = all(
             v["median"] >= 0.9 for v in rt["fresh_analysis"].values())
     if "speed" in res:

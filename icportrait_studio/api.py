@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,18 +50,63 @@ def _image_id(rgb: np.ndarray) -> str:
     return h.hexdigest()
 
 
+# Results this process made, by a fingerprint of their pixels → the landmarks where the face lies in
+# them: fed back in (a turn, then its inverse), a result is analysed with those instead of a detection
+# that under-reads a synthesised turn. The in-memory twin of the landmarks a PNG result carries.
+_PRODUCED: OrderedDict[str, np.ndarray] = OrderedDict()
+_PRODUCED_MAX = 16
+_PRODUCED_LOCK = threading.Lock()
+
+
+def _fingerprint(rgb: np.ndarray) -> str:
+    """A digest of every 4th pixel in each direction (and the shape): the same picture, not a crop,
+    resize or repaint of it; ~20 ms for 16 MP, so every result can afford one."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{rgb.dtype.str}{rgb.shape}".encode())
+    h.update(np.ascontiguousarray(rgb[::4, ::4]).tobytes())
+    return h.hexdigest()
+
+
+def _remember(image: np.ndarray, landmarks: np.ndarray | None) -> None:
+    if landmarks is None:
+        return
+    key = _fingerprint(image)
+    with _PRODUCED_LOCK:
+        _PRODUCED[key] = np.array(landmarks, np.float32)
+        _PRODUCED.move_to_end(key)
+        while len(_PRODUCED) > _PRODUCED_MAX:
+            _PRODUCED.popitem(last=False)
+
+
+def _recall(rgb: np.ndarray) -> np.ndarray | None:
+    with _PRODUCED_LOCK:
+        if not _PRODUCED:
+            return None
+    key = _fingerprint(rgb)
+    with _PRODUCED_LOCK:
+        hit = _PRODUCED.get(key)
+        return None if hit is None else hit.copy()
+
+
 def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | None = None,
             view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None,
             landmarks: np.ndarray | None = None) -> RelightOutcome:
     """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis.
 
-    ``landmarks`` (N×3 pixels) skip the face detection: pass the ones a previous result carried.
+    ``landmarks`` (N×3 pixels) skip the face detection: pass the ones a previous result carried. A
+    result of this process passed back unchanged (``relight(out.image, …)``) is recognised and uses
+    its own landmarks without being asked (``info["landmarks_carried"]``).
     """
-    source = SourceImage(image_id or _image_id(rgb_linear), rgb_linear.astype(np.float32, copy=False), alpha,
-                         landmarks)
+    rgb = rgb_linear.astype(np.float32, copy=False)
+    recalled = landmarks is None and (landmarks := _recall(rgb)) is not None
+    sid = image_id or _image_id(rgb) + ("|recalled" if recalled else "")
+    source = SourceImage(sid, rgb, alpha, landmarks)
     request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
     result = get_backend(backend).run(request, source)
-    return RelightOutcome(result.image, result.alpha, result.info, result.landmarks)
+    _remember(result.image, result.landmarks)
+    info = dict(result.info)
+    info["landmarks_carried"] = landmarks is not None
+    return RelightOutcome(result.image, result.alpha, info, result.landmarks)
 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,

@@ -118,3 +118,29 @@ def test_relight_file_analyses_a_rewritten_path_again(tmp_path: Path, sample_rgb
     nose = 1
     assert abs(second[nose, 0] - (w - 1 - first[nose, 0])) < 4.0
     assert abs(second[nose, 0] - first[nose, 0]) > 20.0
+
+
+def test_api_recognises_its_own_result_fed_back(sample_rgb, sample_analysis) -> None:
+    """In memory, as with files: a result passed back unchanged (a turn, then its inverse) is analysed
+    with the landmarks the turn moved, not a re-detection; a changed picture is analysed afresh."""
+    import cv2
+
+    from icportrait_studio import api
+
+    original = api.LightRig(keep_original=1.0)
+    there = api.relight(sample_rgb, original, view=api.ViewPose(25))
+    assert there.landmarks is not None and there.info["landmarks_carried"] is False
+    back = api.relight(there.image, original, view=api.ViewPose(-25))
+    assert back.info["landmarks_carried"] is True
+    changed = there.image.copy()
+    changed[::2, ::2] *= np.float32(0.999)  # a repainted picture (every 4th pixel included)
+    fresh = api.relight(changed, original, view=api.ViewPose(-25))
+    assert fresh.info["landmarks_carried"] is False
+
+    face = cv2.resize(sample_analysis.face_mask.astype(np.uint8), sample_rgb.shape[1::-1],
+                      interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    def err(img: np.ndarray) -> float:
+        return float(np.abs(img - sample_rgb)[face].mean())
+
+    assert err(back.image) < 0.75 * err(fresh.image)
