@@ -56,9 +56,42 @@ def test_an_edited_file_is_analysed_afresh(tmp_path: Path) -> None:
     assert load_image(r).landmarks is None
 
 
-@pytest.mark.parametrize("ext", [".jpg", ".tif"])
-def test_only_png_carries_landmarks(tmp_path: Path, ext: str) -> None:
-    p = tmp_path / f"out{ext}"
+@pytest.mark.parametrize("ext", [".tif", ".jpg"])
+def test_tiff_and_jpeg_carry_landmarks_too(tmp_path: Path, ext: str) -> None:
+    """TIFF in a private tag (a digest of the samples written); JPEG in a comment, with a digest of the
+    samples a decoder reads back (JPEG is lossy). A file whose samples changed since is analysed afresh
+    even when the record travelled with it."""
+    from PIL import Image
+
+    from icportrait_studio.imaging.png_chunks import insert_jpeg_comment
+    from icportrait_studio.imaging.writers import TAG_NOTE, _write_tiff
+
+    lm = _landmarks()
+    p, plain, edited = tmp_path / f"out{ext}", tmp_path / f"plain{ext}", tmp_path / f"edited{ext}"
+    save_image(p, _image(), landmarks=lm)
+    got = load_image(p).landmarks
+    assert got is not None and np.array_equal(got, lm)
+    save_image(plain, _image())
+    assert load_image(plain).landmarks is None
+    if ext == ".tif":
+        import tifffile
+
+        with tifffile.TiffFile(p) as tf:
+            record = tf.pages[0].tags[TAG_NOTE].value
+            samples = tf.pages[0].asarray()
+        samples[3, 3] = 0
+        with open(edited, "wb") as f:
+            _write_tiff(f, samples, None, None, 95, note=record)
+    else:  # an editor that keeps the comment but encodes the pixels again
+        with Image.open(p) as im:
+            record = im.info["comment"]
+        save_image(edited, load_image(p).rgb, quality=80)
+        edited.write_bytes(insert_jpeg_comment(edited.read_bytes(), record))
+    assert load_image(edited).landmarks is None
+
+
+def test_webp_carries_no_landmarks(tmp_path: Path) -> None:
+    p = tmp_path / "out.webp"
     save_image(p, _image(), landmarks=_landmarks())
     assert load_image(p).landmarks is None
 

@@ -1,11 +1,12 @@
-"""Face landmarks carried inside the PNGs we write, so the next edit of that file reuses them.
+"""Face landmarks carried inside the images we write, so the next edit of that file reuses them.
 
 A result of a view change is a synthesised face: detecting landmarks on it afresh reads a +30° turn as
 only +15–22° (the face mesh's own view of a re-posed face), and turning it back then goes astray. The
 engine knows exactly where every landmark went, so it writes them into the file (a zTXt chunk, a few
 kB) with a digest of the pixel samples. When that file is opened again and its samples still match,
 the landmarks are used instead of a new detection; an edited file (any pixel changed) or a file from
-elsewhere is analysed as usual. Only PNG carries them (JPEG re-encodes lossily; TIFF is left as is).
+elsewhere is analysed as usual. PNG carries them in a zTXt chunk, TIFF in a private tag, JPEG in a
+comment whose digest is of the samples a decoder reads back (JPEG is lossy); WebP carries none.
 """
 
 from __future__ import annotations

@@ -32,9 +32,12 @@ from icportrait_studio.imaging.encoding import from_linear, linear_reason, resol
 from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_ztxt, read_png_ztxt
 from icportrait_studio.imaging.writers import (
     _WRITERS,
+    TAG_NOTE,
     _atomic_write,
     _encode_alpha,
+    _write_jpeg_noted,
     _write_png_then,
+    _write_tiff,
 )
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
@@ -140,10 +143,28 @@ def _carried_landmarks(p: str, dec: _Decoded) -> np.ndarray | None:
     """Landmarks stored by an earlier edit, if the samples are still the ones it wrote (see carried_landmarks)."""
     if dec.orientation != 1 or dec.color.ndim != 3 or dec.color.dtype.kind != "u":
         return None
-    text = read_png_ztxt(p, carried_landmarks.KEYWORD)
+    text = _carried_record(p)
     if text is None:
         return None
     return carried_landmarks.decode_record(text, carried_landmarks.pixel_digest(dec.color, dec.alpha))
+
+
+def _carried_record(p: str) -> str | None:
+    """The record text from a PNG zTXt chunk, our private TIFF tag or a JPEG comment; None if absent."""
+    head = _read_head(p)
+    if head[:8] == _PNG_SIGNATURE:
+        return read_png_ztxt(p, carried_landmarks.KEYWORD)
+    with contextlib.suppress(Exception):
+        if head[:4] in _TIFF_SIGNATURES:
+            with tifffile.TiffFile(p) as tf:
+                tag = tf.pages[0].tags.get(TAG_NOTE)
+                return str(tag.value) if tag is not None else None
+        if head[:2] == b"\xff\xd8":
+            with Image.open(p) as im:
+                comment = im.info.get("comment")
+            text = comment.decode("ascii") if isinstance(comment, bytes) else comment
+            return text if isinstance(text, str) else None
+    return None
 
 
 def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
@@ -493,8 +514,12 @@ def save_image(
     writer = _WRITERS[ext]
     if encoding == "linear" and ext == ".png" and not icc_profile:
         writer = functools.partial(_write_png_then, insert_png_gamma1, writer)
-    if landmarks is not None and ext == ".png":
+    if landmarks is not None and ext in (".png", ".tif", ".tiff"):  # lossless: a digest of what we write
         record = carried_landmarks.encode_record(landmarks, carried_landmarks.pixel_digest(color, alpha_enc))
         writer = functools.partial(_write_png_then, functools.partial(
-            insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer)
+            insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer) if ext == ".png" else \
+            functools.partial(_write_tiff, note=record)
+    elif landmarks is not None and ext in (".jpg", ".jpeg"):  # lossy: a digest of what a decoder reads back
+        writer = functools.partial(_write_jpeg_noted, lambda decoded: carried_landmarks.encode_record(
+            landmarks, carried_landmarks.pixel_digest(decoded, None)))
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))

@@ -1,4 +1,5 @@
-"""Ancillary PNG chunks our encoders cannot write themselves (OpenCV's 16-bit PNGs carry no metadata).
+"""Metadata our encoders cannot write themselves: ancillary PNG chunks (OpenCV's 16-bit PNGs carry no
+metadata) and a JPEG comment segment.
 
 Chunks go right after IHDR: iCCP and gAMA must precede IDAT, and nothing else we write needs to.
 """
@@ -65,3 +66,15 @@ def read_png_ztxt(path: str, keyword: str, *, max_chunks: int = 64) -> str | Non
             else:
                 f.seek(length + 4, 1)
     return None
+
+
+def insert_jpeg_comment(data: bytes, text: bytes) -> bytes:
+    """``data`` (a JPEG) with a COM segment holding ``text``, placed after the APPn segments (JFIF
+    readers expect APP0 first). The coded image is not touched."""
+    if data[:2] != b"\xff\xd8" or len(text) > 65533:
+        raise ValueError("not a JPEG, or the comment is too long for one segment")
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF and 0xE0 <= data[pos + 1] <= 0xEF:
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    segment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
+    return data[:pos] + segment + data[pos:]

@@ -18,9 +18,10 @@ import tifffile
 from PIL import Image
 
 from icportrait_studio.imaging.atomic import atomic_write
-from icportrait_studio.imaging.png_chunks import insert_png_icc
+from icportrait_studio.imaging.png_chunks import insert_jpeg_comment, insert_png_icc
 
 _TAG_ICC = 34675
+TAG_NOTE = 65000  # private TIFF tag: our carried-landmarks record
 
 _Writer = Callable[[BinaryIO, np.ndarray, np.ndarray | None, bytes | None, int], None]
 
@@ -82,9 +83,25 @@ def _write_with_pil(
     Image.fromarray(_stack(color, alpha)).save(f, format=fmt, quality=quality, **params)
 
 
-def _write_tiff(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
+def _write_jpeg_noted(note_for: Callable[[np.ndarray], str], f: BinaryIO, color: np.ndarray,
+                      alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
+    """JPEG with a comment made from the samples a decoder will read back (JPEG is lossy: the record's
+    digest must be of the decoded samples, not of the ones encoded). A comment leaves the coded image
+    as it is, so the second encoding decodes to the same samples."""
+    buf = io.BytesIO()
+    _write_with_pil("JPEG", buf, color, alpha, icc, quality)
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        decoded = np.asarray(im.convert("RGB"))
+    out = buf.getvalue()
+    f.write(insert_jpeg_comment(out, note_for(decoded).encode("ascii")))
+
+
+def _write_tiff(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int,
+                note: str | None = None) -> None:
     # Uncompressed: deflate makes a 16-megapixel 16-bit save several seconds slower for ~20 % less size.
     extratags = [(_TAG_ICC, 7, len(icc), icc, True)] if icc else []
+    if note is not None:  # a private ASCII tag (the carried landmarks' record)
+        extratags.append((TAG_NOTE, "s", 0, note, True))
     tifffile.imwrite(
         f,
         _stack(color, alpha),
