@@ -28,8 +28,9 @@ from icportrait_studio.ui.actions import (
     build_toolbar,
     create_actions,
 )
-from icportrait_studio.ui.canvas import Canvas, DocumentDisplay
+from icportrait_studio.ui.canvas import Canvas
 from icportrait_studio.ui.docks import DocksMixin
+from icportrait_studio.ui.document_display import DocumentDisplay
 from icportrait_studio.ui.extensions import Extensions
 from icportrait_studio.ui.jobs_bridge import (
     AnalysisOutcome,

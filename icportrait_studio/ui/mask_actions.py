@@ -6,7 +6,7 @@ array, so the undo snapshots (which hold references) restore it exactly. ``Layer
 of its equality, so these steps are pushed here rather than through ``MainWindow.commit`` (which skips
 snapshots that compare equal). The one exception is a stroke in progress: it paints its own fresh array
 in place, and the canvas re-encodes only the box the brush touched since the last update
-(``DocumentDisplay.patch_mask``), so a stroke on a 12 MP layer stays live; the stroke's end commits it.
+(``document_display.DocumentDisplay.patch_mask``), so a stroke on a 12 MP layer stays live; the stroke's end commits it.
 """
 
 from __future__ import annotations
