@@ -293,3 +293,17 @@ def test_autosave_reuses_unchanged_layers_but_never_saves_stale_pixels(tmp_path:
     assert PNG_CACHE.misses == misses + 1  # just that layer
     loaded, _ = load_project(path)
     assert np.abs(loaded.relit_layer.pixels[:64, :64]).max() < TOL_16
+
+
+def test_a_history_mask_that_is_the_current_mask_is_stored_and_decoded_once(tmp_path: Path) -> None:
+    doc = _doc()
+    layer = doc.layers[-1]  # carries a mask
+    props = tuple(LayerProps(la.uid, la.name, la.kind, mask="m1" if la is layer else None, mask_recorded=True)
+                  for la in doc.layers)
+    history = ProjectHistory([HistoryEntry("Mask", doc.rig, layers=props)], 0, masks={"m1": layer.mask})
+    path = tmp_path / "shared.icps"
+    save_project(doc, path, history)
+    with zipfile.ZipFile(path) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("history/masks/")]  # points at the layer's file
+    loaded, hist = load_project(path)
+    assert hist.masks["m1"] is loaded.layers[-1].mask  # one array: decoded once, shared as when saved

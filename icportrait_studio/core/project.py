@@ -361,10 +361,17 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
     base, alpha = _decode_png(member(manifest.get("original", "original.png")), where, "the original image")
     icc = member(manifest["icc"]) if manifest.get("icc") else None
     uid_map: dict[int, int] = {}  # saved uid -> fresh uid, so loaded layers never clash with new ones
-    layers = [_read_layer(d, base, member, where, uid_map) for d in manifest.get("layers", [])]
+    decoded: dict[str, np.ndarray] = {}  # a history mask stored once for a layer is decoded once, shared
+
+    def mask_of(name: str) -> np.ndarray:
+        if name not in decoded:
+            decoded[name] = _decode_mask(member(name), where, name)
+        return decoded[name]
+
+    layers = [_read_layer(d, base, member, mask_of, where, uid_map) for d in manifest.get("layers", [])]
     if not any(layer.kind == "base" for layer in layers):
         layers.insert(0, Layer("Original", "base", base))
-    extra = [_read_layer(d, base, member, where, uid_map) for d in manifest.get("history_layers", [])]
+    extra = [_read_layer(d, base, member, mask_of, where, uid_map) for d in manifest.get("history_layers", [])]
     doc = Document(
         base=base, alpha=alpha, icc_profile=icc, bit_depth=bit_depth, path=info.get("source_path"),
         encoding="linear" if info.get("encoding") == "linear" else "srgb",
@@ -385,7 +392,7 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
         entries.append(entry)
     index = int(manifest.get("history_index", len(entries) - 1)) if entries else 0
     stored = manifest.get("history_masks") or {}
-    masks = {key: _decode_mask(member(name), where, name) for key, name in stored.items()}
+    masks = {key: mask_of(name) for key, name in stored.items()}
     for entry in entries:
         for lp in entry.layers or ():
             if lp.mask is not None and lp.mask not in masks:
@@ -399,14 +406,14 @@ def _fresh_uid() -> int:
     return Layer("", "imported").uid
 
 
-def _read_layer(d: dict, base: np.ndarray, member, where: str, uid_map: dict[int, int]) -> Layer:
+def _read_layer(d: dict, base: np.ndarray, member, mask_of, where: str, uid_map: dict[int, int]) -> Layer:
     kind = d.get("kind")
     if kind not in LAYER_KINDS:
         raise InputError(f"{where}: the file is damaged (unknown layer kind {kind!r})")
     pixels = base if kind == "base" else None
     if kind != "base" and d.get("file"):
         pixels, _ = _decode_png(member(d["file"]), where, d["file"])
-    mask = _decode_mask(member(d["mask"]), where, d["mask"]) if d.get("mask") else None
+    mask = mask_of(d["mask"]) if d.get("mask") else None
     layer = Layer(name=str(d.get("name") or kind.capitalize()), kind=kind, pixels=pixels,
                   visible=bool(d.get("visible", True)), opacity=float(d.get("opacity", 1.0)), mask=mask,
                   quality="preview" if d.get("quality") == "preview" else "full",
