@@ -150,6 +150,7 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
     modes = ("single", "averaged")
     rows: dict = {m: {f"{v.yaw:+g}/{v.pitch:+g}": {k: [] for k in sets} for v in views} for m in modes}
     missed = 0
+    lag, lag_corr = [], []  # single detections, yaw views: how far they trail the rendered motion
     for p in paths:
         rgb = load_image(p).rgb
         src = SourceImage(str(p), rgb)
@@ -171,6 +172,13 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
                 # only landmarks inside the frame before and after the turn: in a tight crop (the Yale faces)
                 # the brows run off the image, and the mesh's guesses there are not detections
                 seen = _inside(inputs[m], rgb.shape) & _inside(pred, rgb.shape)
+                if m == "single" and v.pitch == 0:
+                    idx = sets["features"][seen[sets["features"]]]
+                    moved = pred[idx, 0] - inputs[m][idx, 0]
+                    trail = (found[m][idx, 0] - pred[idx, 0]) * np.sign(moved) / iod
+                    lag.append(float(trail.mean()))
+                    lag_corr.append(float(np.corrcoef((found[m][idx, 0] - pred[idx, 0]) * np.sign(v.yaw),
+                                                      inputs[m][idx, 2])[0, 1]))
                 for k, idx in sets.items():
                     idx = idx[seen[idx]]
                     if len(idx):
@@ -187,6 +195,9 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
     out["features_mean"] = out["single"]["features_mean"]  # the "on average"
     out["features_mean_averaged"] = out["averaged"]["features_mean"]
     out["detections_missing"] = missed
+    # along the motion, + = ahead of the rendered landmark; and how the trail follows landmark depth
+    out["yaw_detections_along_motion"] = round(float(np.mean(lag)), 4) if lag else None
+    out["yaw_trail_vs_depth_corr"] = round(float(np.mean(lag_corr)), 3) if lag_corr else None
     return out
 
 
