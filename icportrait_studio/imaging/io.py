@@ -516,9 +516,11 @@ def save_image(
         writer = functools.partial(_write_png_then, insert_png_gamma1, writer)
     if landmarks is not None and ext in (".png", ".tif", ".tiff"):  # lossless: a digest of what we write
         record = carried_landmarks.encode_record(landmarks, carried_landmarks.pixel_digest(color, alpha_enc))
-        writer = functools.partial(_write_png_then, functools.partial(
-            insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer) if ext == ".png" else \
-            functools.partial(_write_tiff, note=record)
+        if ext == ".png":
+            writer = functools.partial(_write_png_then, functools.partial(
+                insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer)
+        else:
+            writer = functools.partial(_write_tiff, note=record)
     elif landmarks is not None and ext in (".jpg", ".jpeg"):  # lossy: a digest of what a decoder reads back
         writer = functools.partial(_write_jpeg_noted, lambda decoded: carried_landmarks.encode_record(
             landmarks, carried_landmarks.pixel_digest(decoded, None)))
