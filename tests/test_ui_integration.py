@@ -258,6 +258,7 @@ def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, q
     open_sample(window, qtbot)
     _wait_full(window, qtbot)
     front = window.renderer.cached(window.doc.rig, window.doc.view, window.doc.backend).landmarks
+    assert window.props_panel.value("Face", "Face mesh") == "detected"
     window.view_panel.yaw_spin.setValue(25.0)
     qtbot.waitUntil(lambda: full_render_shown(window) and window.doc.view.yaw == 25.0, timeout=WAIT_MS)
     window.export_image(str(tmp_path / "turned.png"), 8)
@@ -271,6 +272,7 @@ def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, q
     assert window.doc.source_landmarks is not None
     qtbot.waitUntil(lambda: window._analysis is not None, timeout=WAIT_MS)
     assert np.abs(window._analysis.landmarks - loaded.landmarks[:, :2]).max() < 0.01
+    assert window.props_panel.value("Face", "Face mesh").startswith("from the file")
     window.save_project(str(tmp_path / "turned.icps"))  # and they stay with its project
     qtbot.waitUntil(lambda: (tmp_path / "turned.icps").exists() and window.jobs_idle(), timeout=WAIT_MS)
     from icportrait_studio.core.project import load_project

@@ -43,6 +43,7 @@ class FaceAnalysis:
     face_width: float  # geo pixels
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    landmarks_carried: bool = False  # the landmarks came with the photo (an earlier edit's), not a detection
 
     @property
     def geo_scale(self) -> float:
@@ -56,6 +57,7 @@ class FaceAnalysis:
             "image_size": list(self.image_size),
             "faces_found": self.faces_found,
             "has_face": self.has_face,
+            "landmarks_carried": self.landmarks_carried,
             "pose": {"yaw": round(self.pose[0], 1), "pitch": round(self.pose[1], 1), "roll": round(self.pose[2], 1)},
             "warnings": list(self.warnings),
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
@@ -193,4 +195,5 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         landmarks=landmarks, other_faces=other, matte=matte.astype(np.float32), person=surf.person,
         face_mask=face, skin_mask=skin, depth=surf.depth, normals=surf.normals, pose=pose,
         face_width=face_width, warnings=warnings, timings=timings,
+        landmarks_carried=given is not None and len(given) == 478,
     )

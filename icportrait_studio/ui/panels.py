@@ -443,7 +443,8 @@ class PropertiesPanel(QWidget):
         pose = summary.get("pose") or {}
         self.set_rows("Face", [
             ("Faces found", str(summary.get("faces_found", "—"))),
-            ("Face mesh", "yes" if summary.get("has_face") else "no (rough geometry)"),
+            ("Face mesh", ("from the file (where an earlier turn put it)" if summary.get("landmarks_carried")
+                           else "detected") if summary.get("has_face") else "no (rough geometry)"),
             ("Yaw / pitch / roll", f"{pose.get('yaw', 0):+.0f}° / {pose.get('pitch', 0):+.0f}° / "
                                    f"{pose.get('roll', 0):+.0f}°" if pose else "—"),
         ])
