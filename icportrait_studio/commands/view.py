@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     v.add_argument("--pitch", type=float, default=0.0,
                    help=f"degrees, -{MAX_PITCH:g}..{MAX_PITCH:g}; + tilts the face up")
     v.add_argument("--lights-follow", choices=("camera", "head"), default="camera",
-                   help="studio lights fixed to the camera (default) or lights that turn with the head")
+                   help="the rig's lights fixed to the camera (default) or turning with the head; without "
+                        "--light/--preset/--rig the photo keeps its own lighting, which turns with the head")
     add_rig_arguments(v)  # relight too, in the same job
     v.add_argument("--report", help="write the view, rig, identity distance, timings and warnings to this JSON file")
     v.add_argument("-q", "--quiet", action="store_true")
