@@ -298,6 +298,15 @@ def bench_speed(repeat: int) -> dict:
     out["identity_check_1024"] = timeit(
         lambda: be3._identity(EditRequest("bench-1k", ORIGINAL, view=ViewPose(next(yaws))), src,
                               be3.analysis(src), img, be3.analysis(src).landmarks), max(3, repeat // 3))
+    # a 16 MP photo: the first full-quality re-pose builds its layers at full size (once per photo)
+    big = cv2.resize(img, (4896, 3264), interpolation=cv2.INTER_CUBIC)
+    big_src = SourceImage("bench-16mp", big)
+    be.analysis(big_src)
+    t = time.perf_counter()
+    be.run(EditRequest("bench-16mp", ORIGINAL, view=ViewPose(20)), big_src)
+    out["first_repose_16mp_after_analysis_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    out["repose_16mp_full"] = timeit(lambda: be.run(EditRequest("bench-16mp", ORIGINAL, view=ViewPose(next(yaws), 5)),
+                                                    big_src), max(2, repeat // 5))
     return out
 
 
