@@ -376,3 +376,18 @@ def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis,
     far, near = (right, ~right) if yaw > 0 else (~right, right)
     assert filled[near].sum() > 1000
     assert filled[far].sum() < 0.5 * filled[near].sum()
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (0, 20)])
+def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, yaw: float, pitch: float) -> None:
+    """A piece of the helmet's rim beside the jaw turned with the head and floated above the rim (joined
+    to the head by its faint edge only, so the crumb filter kept it): now dropped with its fringe."""
+    import cv2
+
+    from icportrait_studio.geometry.view_setup import warp_geometry
+
+    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    alpha = backward_warp(g, yaw, pitch).alpha
+    _, _, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.5).astype(np.uint8), connectivity=8)
+    areas = sorted(stats[1:, cv2.CC_STAT_AREA].tolist(), reverse=True)
+    assert sum(areas[1:]) < 8  # nothing beside the person but the odd pixel

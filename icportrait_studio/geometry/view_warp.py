@@ -459,9 +459,14 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
             rendered = rendered | pin
 
     alpha = np.where(rendered, cv2.remap(matte, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR), 0.0).astype(np.float32)
-    # crumbs: isolated splats of the matte's faint edge, scattered where the surface stretched
-    solid = cv2.morphologyEx((alpha > 0.02).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    alpha *= _drop_islands(solid, (CRUMB_SIZE * geom.scale) ** 2)
+    # crumbs: isolated splats of the matte's faint edge, scattered where the surface stretched; and
+    # small solid pieces hanging off the head by a faint edge only (a collar's rim near the jaw, torn
+    # from the rest where rigidity fades): their soft fringe kept them joined to the head
+    crumb = (CRUMB_SIZE * geom.scale) ** 2
+    core = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    near = cv2.dilate(_drop_islands(core, crumb), np.ones((7, 7), np.uint8))
+    solid = cv2.morphologyEx((alpha > 0.02).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) & near
+    alpha *= _drop_islands(solid, crumb)
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
