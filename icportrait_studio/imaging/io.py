@@ -29,7 +29,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from icportrait_studio.errors import InputError
 from icportrait_studio.imaging import carried_landmarks
 from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
-from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_ztxt, read_png_ztxt
+from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_ztxt
 from icportrait_studio.imaging.writers import (
     _WRITERS,
     TAG_NOTE,
@@ -89,6 +89,7 @@ class _Decoded:
     orientation: int = 1
     warnings: list[str] = field(default_factory=list)
     png_gamma: float | None = None  # the PNG gAMA value as Pillow reads it (1.0 = linear), if any
+    note: str | None = None  # our carried-landmarks record (PNG zTXt, TIFF tag or JPEG comment), if any
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def load_image(
         alpha = None
         if dec.alpha is not None:
             alpha = np.ascontiguousarray(_alpha_to_float(_apply_orientation(dec.alpha, dec.orientation)))
-        landmarks = _carried_landmarks(p, dec)
+        landmarks = _carried_landmarks(dec)
     except InputError:
         raise
     except MemoryError as exc:
@@ -139,32 +140,11 @@ def load_image(
     )
 
 
-def _carried_landmarks(p: str, dec: _Decoded) -> np.ndarray | None:
+def _carried_landmarks(dec: _Decoded) -> np.ndarray | None:
     """Landmarks stored by an earlier edit, if the samples are still the ones it wrote (see carried_landmarks)."""
-    if dec.orientation != 1 or dec.color.ndim != 3 or dec.color.dtype.kind != "u":
+    if dec.note is None or dec.orientation != 1 or dec.color.ndim != 3 or dec.color.dtype.kind != "u":
         return None
-    text = _carried_record(p)
-    if text is None:
-        return None
-    return carried_landmarks.decode_record(text, carried_landmarks.pixel_digest(dec.color, dec.alpha))
-
-
-def _carried_record(p: str) -> str | None:
-    """The record text from a PNG zTXt chunk, our private TIFF tag or a JPEG comment; None if absent."""
-    head = _read_head(p)
-    if head[:8] == _PNG_SIGNATURE:
-        return read_png_ztxt(p, carried_landmarks.KEYWORD)
-    with contextlib.suppress(Exception):
-        if head[:4] in _TIFF_SIGNATURES:
-            with tifffile.TiffFile(p) as tf:
-                tag = tf.pages[0].tags.get(TAG_NOTE)
-                return str(tag.value) if tag is not None else None
-        if head[:2] == b"\xff\xd8":
-            with Image.open(p) as im:
-                comment = im.info.get("comment")
-            text = comment.decode("ascii") if isinstance(comment, bytes) else comment
-            return text if isinstance(text, str) else None
-    return None
+    return carried_landmarks.decode_record(dec.note, carried_landmarks.pixel_digest(dec.color, dec.alpha))
 
 
 def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
@@ -265,6 +245,7 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
         _check_size(p, width, height, max_pixels)  # header only: nothing decoded yet
         icc = im.info.get("icc_profile") or None
         gamma = im.info.get("gamma") if im.format == "PNG" else None
+        note = _note_in(im)
         warnings: list[str] = []
         if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
             warnings.append("the file holds several images; only the first was loaded")
@@ -272,12 +253,24 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
             orientation = _exif_orientation(im, allow_decode=False)
             color, alpha = _decode_png16(p, width, height)
             mode = _PNG16_MODES.get(head[25], im.mode)
-            return _Decoded(color, alpha, 16, mode, icc, orientation, warnings, gamma)
+            return _Decoded(color, alpha, 16, mode, icc, orientation, warnings, gamma, note)
         im.load()  # force the full decode here so truncation errors surface now
         orientation = _exif_orientation(im, allow_decode=True)
         mode = im.mode
         color, alpha, bit_depth, icc = _pil_to_arrays(im, icc, warnings)
-        return _Decoded(color, alpha, bit_depth, mode, icc, orientation, warnings, gamma)
+        return _Decoded(color, alpha, bit_depth, mode, icc, orientation, warnings, gamma, note)
+
+
+def _note_in(im: Image.Image) -> str | None:
+    """Our record from the text Pillow read with the header: a PNG zTXt chunk or a JPEG comment."""
+    value = im.info.get(carried_landmarks.KEYWORD) if im.format == "PNG" else \
+        im.info.get("comment") if im.format in ("JPEG", "MPO") else None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
 
 
 def _pil_to_arrays(
@@ -383,7 +376,10 @@ def _decode_tiff(p: str, max_pixels: int) -> _Decoded | None:
         icc_tag = page.tags.get(_TAG_ICC)
         icc = bytes(icc_tag.value) if icc_tag is not None and icc_tag.value else None
         bit_depth = 8 if arr.dtype == np.uint8 else 16
-        return _Decoded(color, alpha, bit_depth, _tiff_mode(page), icc, _tiff_orientation(page), warnings)
+        note_tag = page.tags.get(TAG_NOTE)
+        note = note_tag.value if note_tag is not None and isinstance(note_tag.value, str) else None
+        return _Decoded(color, alpha, bit_depth, _tiff_mode(page), icc, _tiff_orientation(page), warnings,
+                        note=note)
 
 
 def _tiff_mode(page: tifffile.TiffPage) -> str:
