@@ -15,8 +15,8 @@ grayscale read as RGB) and the bundled sample portrait.
   roundtrip    re-pose by +θ then by −θ: SSIM with the input on the input's face mask (grayscale,
                sRGB), target ≥ 0.9; the second turn reuses the geometry the first one carried into
                the new view (the app), or goes through PNG files as two CLI runs do (the landmarks
-               travel in the file), or calls api.relight twice in memory (it recognises its own
-               result), or analyses a turned image that carries nothing afresh
+               travel in the file; the same with JPEG files), or calls api.relight twice in memory
+               (it recognises its own result), or analyses a turned image that carries nothing afresh
   speed        re-pose of a 1024² portrait with the analysis cached ≤ 150 ms (full quality, with and
                without a relight), interactive preview at 512² ≤ 40 ms
 """
@@ -215,11 +215,11 @@ def bench_roundtrip(paths: list[Path]) -> dict:
     from icportrait_studio.geometry import view_setup as vs
     from icportrait_studio.geometry import view_warp as vw
 
-    out: dict = {"carried": {}, "through_files": {}, "in_memory_api": {}, "fresh_analysis": {}}
+    out: dict = {"carried": {}, "through_files": {}, "through_jpeg": {}, "in_memory_api": {}, "fresh_analysis": {}}
     views = (ViewPose(20), ViewPose(-20), ViewPose(30), ViewPose(-30), ViewPose(0, 20), ViewPose(0, -20))
     work = Path(tempfile.mkdtemp(prefix="bench-view-"))
     for v in views:
-        carried, files, memory, fresh = [], [], [], []
+        carried, files, jpeg, memory, fresh = [], [], [], [], []
         for p in paths:
             rgb = load_image(p).rgb
             a = analyze(rgb)
@@ -240,6 +240,12 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             relight_file(src, mid, ORIGINAL, view=v)
             relight_file(mid, end, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch))
             files.append(ssim(gray(load_image(src).rgb), gray(load_image(end).rgb), face))
+            # the same with JPEG files (quality 95; the landmarks travel in a comment)
+            jsrc, jmid, jend = (work / f"{p.stem}{tag}.jpg" for tag in ("", "_there", "_back"))
+            save_image(jsrc, rgb)
+            relight_file(jsrc, jmid, ORIGINAL, view=v)
+            relight_file(jmid, jend, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch))
+            jpeg.append(ssim(gray(load_image(jsrc).rgb), gray(load_image(jend).rgb), face))
             # the Python API, the result passed back in memory (it recognises its own result)
             there_mem = api.relight(rgb, ORIGINAL, view=v).image
             memory.append(ssim(gray(rgb), gray(api.relight(there_mem, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch)).image),
@@ -251,8 +257,8 @@ def bench_roundtrip(paths: list[Path]) -> dict:
                           SourceImage("there", there)).image
             fresh.append(ssim(gray(rgb), gray(back), face))
         key = f"{v.yaw:+g}/{v.pitch:+g}"
-        for name, vals in (("carried", carried), ("through_files", files), ("in_memory_api", memory),
-                           ("fresh_analysis", fresh)):
+        for name, vals in (("carried", carried), ("through_files", files), ("through_jpeg", jpeg),
+                           ("in_memory_api", memory), ("fresh_analysis", fresh)):
             out[name][key] = {"median": round(float(np.median(vals)), 3), "min": round(float(np.min(vals)), 3)}
     return out
 
