@@ -93,7 +93,9 @@ def bench_identity(backend: PhysicalBackend, paths: list[Path]) -> dict:
     loop = load_preset("loop").rig
     cases = {"relight_loop": [(ViewPose(), loop)], "yaw_20": [(ViewPose(-20), ORIGINAL), (ViewPose(20), ORIGINAL)],
              "yaw_30": [(ViewPose(-30), ORIGINAL), (ViewPose(30), ORIGINAL)],
-             "pitch_20": [(ViewPose(0, -20), ORIGINAL), (ViewPose(0, 20), ORIGINAL)]}
+             "pitch_20": [(ViewPose(0, -20), ORIGINAL), (ViewPose(0, 20), ORIGINAL)],
+             # what the app does by default when the view sphere is turned: the preset and the turn in one job
+             "loop_and_yaw_30": [(ViewPose(-30), loop), (ViewPose(30), loop)]}
     out: dict = {}
     for name, reqs in cases.items():
         per_face = []
