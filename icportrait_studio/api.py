@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.core.png_cache import digest
 from icportrait_studio.core.presets import load_preset
 from icportrait_studio.core.request import EditRequest
 from icportrait_studio.core.view import ViewPose
@@ -43,13 +43,6 @@ class RelightOutcome:
     landmarks: np.ndarray | None = None  # the face's landmarks in ``image`` (N×3 pixels), if a face was found
 
 
-def _image_id(rgb: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=12)
-    h.update(str(rgb.shape).encode())
-    h.update(np.ascontiguousarray(rgb[:: max(1, rgb.shape[0] // 64), :: max(1, rgb.shape[1] // 64)]).tobytes())
-    return h.hexdigest()
-
-
 # Results this process made, by a fingerprint of their pixels → the landmarks where the face lies in
 # them: fed back in (a turn, then its inverse), a result is analysed with those instead of a detection
 # that under-reads a synthesised turn. The in-memory twin of the landmarks a PNG result carries.
@@ -60,17 +53,14 @@ _PRODUCED_LOCK = threading.Lock()
 
 def _fingerprint(rgb: np.ndarray) -> str:
     """A digest of every 4th pixel in each direction (and the shape): the same picture, not a crop,
-    resize or repaint of it; ~20 ms for 16 MP, so every result can afford one."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{rgb.dtype.str}{rgb.shape}".encode())
-    h.update(np.ascontiguousarray(rgb[::4, ::4]).tobytes())
-    return h.hexdigest()
+    resize or repaint of it; ~20 ms for 16 MP. It names the image for the backend's analysis cache and
+    recognises a result of this process passed back."""
+    return digest(rgb[::4, ::4])
 
 
-def _remember(image: np.ndarray, landmarks: np.ndarray | None) -> None:
+def _remember(key: str, landmarks: np.ndarray | None) -> None:
     if landmarks is None:
         return
-    key = _fingerprint(image)
     with _PRODUCED_LOCK:
         _PRODUCED[key] = np.array(landmarks, np.float32)
         _PRODUCED.move_to_end(key)
@@ -78,11 +68,7 @@ def _remember(image: np.ndarray, landmarks: np.ndarray | None) -> None:
             _PRODUCED.popitem(last=False)
 
 
-def _recall(rgb: np.ndarray) -> np.ndarray | None:
-    with _PRODUCED_LOCK:
-        if not _PRODUCED:
-            return None
-    key = _fingerprint(rgb)
+def _recall(key: str) -> np.ndarray | None:
     with _PRODUCED_LOCK:
         hit = _PRODUCED.get(key)
         return None if hit is None else hit.copy()
@@ -98,12 +84,13 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
     its own landmarks without being asked (``info["landmarks_carried"]``).
     """
     rgb = rgb_linear.astype(np.float32, copy=False)
-    recalled = landmarks is None and (landmarks := _recall(rgb)) is not None
-    sid = image_id or _image_id(rgb) + ("|recalled" if recalled else "")
+    fingerprint = _fingerprint(rgb)
+    recalled = landmarks is None and (landmarks := _recall(fingerprint)) is not None
+    sid = image_id or fingerprint + ("|recalled" if recalled else "")
     source = SourceImage(sid, rgb, alpha, landmarks)
     request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
     result = get_backend(backend).run(request, source)
-    _remember(result.image, result.landmarks)
+    _remember(_fingerprint(result.image), result.landmarks)
     info = dict(result.info)
     info["landmarks_carried"] = landmarks is not None
     return RelightOutcome(result.image, result.alpha, info, result.landmarks)
@@ -123,7 +110,7 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     t_load = time.perf_counter() - t0
     # the analysis cache is keyed by the image: the same path rewritten since (a chained edit) is a new image
     st = os.stat(input_path)
-    image_id = (f"{input_path}|{st.st_mtime_ns}|{st.st_size}|{_image_id(loaded.rgb)}"
+    image_id = (f"{input_path}|{st.st_mtime_ns}|{st.st_size}|{_fingerprint(loaded.rgb)}"
                 f"|{'carried' if loaded.landmarks is not None else 'detected'}")
     out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
                   landmarks=loaded.landmarks)

@@ -122,7 +122,7 @@ class Document:
     # the landmarks the photo's file carried (an earlier edit moved the face there): analysed with them
     source_landmarks: np.ndarray | None = field(default=None, repr=False)
     # where the face lies in the relit layer's full render (moved by the view), set on the copy an
-    # export writes: a PNG export carries it so a later edit of that file need not re-detect the face
+    # export writes: the exported file carries it so a later edit of that file need not re-detect the face
     face_landmarks: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

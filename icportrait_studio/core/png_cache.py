@@ -19,16 +19,18 @@ import numpy as np
 BUDGET_BYTES = 256 * 2**20  # encoded PNGs kept (a 12 MP photo + relit layer is ~90 MB); the oldest go first
 
 
-def digest(*arrays: np.ndarray | None) -> str:
-    """A digest of the arrays' dtypes, shapes and samples (None counts as its own value)."""
-    h = hashlib.blake2b(digest_size=20)
+def digest(*arrays: np.ndarray | None, size: int = 16) -> str:
+    """A digest of the arrays' dtypes, shapes and samples (None arrays are skipped).
+
+    Also the digest the carried-landmarks record stores (``imaging.carried_landmarks``): keep its
+    format, or files written before no longer match their own pixels.
+    """
+    h = hashlib.blake2b(digest_size=size)
     for a in arrays:
-        if a is None:
-            h.update(b"none;")
-            continue
-        c = np.ascontiguousarray(a)
-        h.update(f"{c.dtype.str}{c.shape};".encode())
-        h.update(memoryview(c).cast("B"))
+        if a is not None:
+            c = np.ascontiguousarray(a)
+            h.update(f"{c.dtype.str}{c.shape}".encode())
+            h.update(memoryview(c).cast("B"))
     return h.hexdigest()
 
 

@@ -12,23 +12,19 @@ comment whose digest is of the samples a decoder reads back (JPEG is lossy); Web
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 
 import numpy as np
+
+from icportrait_studio.core.png_cache import digest
 
 KEYWORD = "icportrait:landmarks"
 VERSION = 1
 
 
 def pixel_digest(color: np.ndarray, alpha: np.ndarray | None) -> str:
-    """A digest of the encoded samples (as written and as decoded back: PNG is lossless)."""
-    h = hashlib.blake2b(digest_size=16)
-    for a in (color, alpha):
-        if a is not None:
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+    """A digest of the encoded samples (as written and as decoded back: PNG and TIFF are lossless)."""
+    return digest(color, alpha)
 
 
 def encode_record(landmarks: np.ndarray, digest: str) -> str:
