@@ -274,6 +274,41 @@ def test_smooth_fill_keeps_fine_grain_but_not_features() -> None:
     assert out[14:18, 30:34].std() > 0.004  # the grain is not
 
 
+def test_smooth_fill_continues_the_skin_not_its_surroundings() -> None:
+    """A cheek turning into view is a hole bordered by skin on one side and hair, collar and
+    background on the others: the membrane must continue the skin."""
+    skin_c, hair_c, bg_c = np.float32([0.8, 0.6, 0.5]), np.float32([0.2, 0.1, 0.05]), np.float32([0.9, 0.9, 0.9])
+    img = np.empty((64, 64, 3), np.float32)
+    img[:] = bg_c
+    img[:, :24] = skin_c
+    img[:16, 24:] = hair_c
+    deep = np.zeros((64, 64), np.float32)
+    deep[16:48, 24:44] = 1.0
+    skin = np.zeros((64, 64), np.float32)
+    skin[:, :24] = 1.0
+    with_skin = _smooth_into(img, deep, 0.0, skin)[24:40, 28:40].mean(axis=(0, 1))
+    anything = _smooth_into(img, deep, 0.0)[24:40, 28:40].mean(axis=(0, 1))
+    assert np.abs(with_skin - skin_c).max() < 0.03
+    assert np.abs(anything - skin_c).max() > 0.08  # what it did before: a mix of all three
+
+
+@pytest.mark.parametrize("yaw", [-30])
+def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis, yaw: float) -> None:
+    """On the sample at −30° the cheek turning into view is a wide hole below the hair; its smooth fill
+    used to be pulled from the pale background beside it as much as from the cheek."""
+    from icportrait_studio.geometry.view_setup import warp_geometry
+
+    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    warp = backward_warp(g, yaw, 0)
+    layers = make_layers(sample_rgb, g.matte, g.keep_alpha)
+    out, _ = composite(warp, layers, original=sample_rgb)
+    deep = warp.full("deep", 0.0) > 0.9
+    assert deep.sum() > 100
+    skin = (warp.full("skin", 0.0) > 0.5) & ~deep
+    filled, cheek = out[deep].mean(axis=0), out[skin].mean(axis=0)
+    assert np.abs(filled - cheek).max() < 0.08  # linear RGB; the background beside it is ~0.6 grey
+
+
 def test_torn_off_crumbs_are_dropped_and_real_pieces_kept() -> None:
     from icportrait_studio.geometry.view_warp import _drop_islands
 

@@ -94,17 +94,24 @@ GRAIN_SIGMA = 1.2  # working pixels: finer detail than this (pores, stubble, hai
 GRAIN_CLIP = 0.04  # its amplitude is capped, so the mirror's stronger edges (an eye, a lip) do not
 
 
-def _smooth_into(img: np.ndarray, deep: np.ndarray, grain_sigma: float = 0.0) -> np.ndarray:
+def _smooth_into(img: np.ndarray, deep: np.ndarray, grain_sigma: float = 0.0,
+                 source: np.ndarray | None = None) -> np.ndarray:
     """Replace ``img`` by a smooth membrane where ``deep`` → 1, pulled in from where it is 0.
 
-    With ``grain_sigma`` (pixels) the mirror's fine grain, weakened and clipped, is laid over the
-    membrane, so a deep fill keeps the skin's texture without copying its features.
+    ``source`` (0..1) limits what the membrane is pulled from: the skin around a hole, so a cheek
+    turning into view continues the cheek's colour instead of averaging it with the hair above, the
+    collar below and the background beside it. With ``grain_sigma`` (pixels) the mirror's fine grain,
+    weakened and clipped, is laid over the membrane, so a deep fill keeps the skin's texture without
+    copying its features.
     """
     h, w = img.shape[:2]
     f = 4 if min(h, w) >= 64 else 1
     size = (max(1, w // f), max(1, h // f))
     small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    wts = cv2.resize((deep < 0.5).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    pull = (deep < 0.5).astype(np.float32)
+    if source is not None and float((source > 0.5).sum()) >= 16 * f * f:
+        pull *= (source > 0.5)
+    wts = cv2.resize(pull, size, interpolation=cv2.INTER_AREA)
     smooth = cv2.resize(push_pull(small, wts), (w, h), interpolation=cv2.INTER_LINEAR)
     if grain_sigma > 0:
         ys, xs = np.nonzero(deep > 0.01)
@@ -147,10 +154,12 @@ def composite(warp: Warp, layers: Layers, *, original: np.ndarray | None = None,
             bg_c = relight(bg_c, box)
     fgw = cv2.remap(fg_c, mx, my, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     a3 = a[..., None]
-    res = bg_c * (1.0 - a3) + fgw * a3
     if warp.deep is not None and warp.deep.max() > 0.01:
+        # on the person layer, before the background is mixed in at its edge
         d = np.clip(_sample(warp.deep, grid), 0.0, 1.0)
-        res = _smooth_into(res, d, GRAIN_SIGMA * max(1.0, min(sx, sy)))
+        skin = None if warp.skin is None else _sample(warp.skin, grid)
+        fgw = _smooth_into(fgw, d, GRAIN_SIGMA * max(1.0, min(sx, sy)), skin)
+    res = bg_c * (1.0 - a3) + fgw * a3
     # pixels that show what they showed before stay the photo's own (static edges and detail exact)
     src_matte = layers_matte_at(warp, matte)
     cover = warp.rendered | warp.filled
