@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from icportrait_studio.plugins.api import API_VERSION, ExportDocument, ExportLayer, PluginError
+from icportrait_studio.plugins.choices import PluginChoices, load_choices
 from icportrait_studio.plugins.manifest import ManifestError, api_compatible, parse_manifest
 from icportrait_studio.plugins.registry import PluginRegistry, bundled_plugins_dir
 
@@ -56,11 +57,13 @@ def test_bundled_plugins_are_listed_without_importing_them() -> None:
     reg = PluginRegistry([BUNDLED], entry_points=False)
     names = {p.name: p for p in reg.discover()}
     assert {"psd-export", "ora-export", "tiff-export", "external-editors", "example"} <= set(names)
-    assert all(p.state == "available" for p in names.values())
+    # the example ships off (its demo backend is not for every user's backend list); the rest are on
+    assert names["example"].state == "off" and "Help → Plugins" in names["example"].message
+    assert all(p.state == "available" for n, p in names.items() if n != "example")
     exts = {e for c in reg.contributions("exporters") for e in c.data["extensions"]}
-    assert {".psd", ".ora", ".tif", ".layers.json"} <= exts
+    assert {".psd", ".ora", ".tif"} <= exts and ".layers.json" not in exts
     assert {c.id for c in reg.contributions("editor_bridges")} >= {"photoshop", "gimp", "krita", "affinity-photo"}
-    assert [c.id for c in reg.contributions("backends")] == ["example-gain"]
+    assert reg.contributions("backends") == []
     # The UXP panel's manifest.json (not ours) is ignored, and nothing was imported to list all this.
     assert not any(p.location and p.location.name == "photoshop_uxp" for p in reg.plugins())
     assert all(p.module is None for p in reg.plugins())
@@ -166,6 +169,43 @@ def test_entry_point_plugins_are_found_without_import(tmp_path: Path, monkeypatc
     monkeypatch.delitem(sys.modules, "icp_ep_plugin.impl")
 
 
+def test_the_users_choices_turn_plugins_on_and_off(tmp_path: Path) -> None:
+    path = tmp_path / "plugins.json"
+    choices = load_choices(path)  # no file yet: every plugin as its manifest says
+    assert not choices.on and not choices.off
+    choices.set("example", True)
+    choices.set("psd-export", False)
+    choices.save()
+    reg = PluginRegistry([BUNDLED], entry_points=False, choices=load_choices(path))
+    names = {p.name: p for p in reg.discover()}
+    assert names["example"].state == "available" and names["psd-export"].state == "off"
+    assert "turned off" in names["psd-export"].message
+    assert [c.id for c in reg.contributions("backends")] == ["example-gain"]
+    exts = {e for c in reg.contributions("exporters") for e in c.data["extensions"]}
+    assert ".layers.json" in exts and ".psd" not in exts
+    # turning one back on moves it, never leaves it in both lists
+    choices.set("psd-export", True)
+    assert "psd-export" in choices.on and "psd-export" not in choices.off
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"on": "example", "off": [3]}', ""])
+def test_a_damaged_choices_file_means_no_choices(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "plugins.json"
+    path.write_text(text)
+    choices = load_choices(path)
+    assert not choices.on and not choices.off
+    reg = PluginRegistry([BUNDLED], entry_points=False, choices=choices)
+    assert {p.name: p.state for p in reg.discover()}["psd-export"] == "available"
+
+
+def test_enabled_by_default_must_be_a_boolean() -> None:
+    base = {"name": "x", "version": "1", "api_version": "1.0"}
+    assert parse_manifest(base).enabled_by_default is True
+    assert parse_manifest({**base, "enabled_by_default": False}).enabled_by_default is False
+    with pytest.raises(ManifestError, match="enabled_by_default"):
+        parse_manifest({**base, "enabled_by_default": "no"})
+
+
 # --- the example plugin (the one plugins/README.md documents) ------------------------------------------------
 
 
@@ -183,7 +223,7 @@ def test_example_plugin_exporter_preset_and_backend(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(backends_mod, "_factories", dict(backends_mod._factories))
     monkeypatch.setattr(backends_mod, "_instances", dict(backends_mod._instances))
 
-    reg = PluginRegistry([BUNDLED], entry_points=False)
+    reg = PluginRegistry([BUNDLED], entry_points=False, choices=PluginChoices(on={"example"}))
     reg.discover()
     reg.activate()
     out = tmp_path / "stack.layers.json"

@@ -487,8 +487,29 @@ def test_unusual_photos_open_with_a_note_not_a_crash(window: MainWindow, qtbot, 
     assert relit is not None and np.isfinite(relit).all() and relit.shape[:2] == img.shape[:2]
 
 
-def test_a_plugin_backend_is_offered_and_renders_when_chosen(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    """The bundled example plugin contributes 'example-gain' (photo × total intensity, no geometry)."""
+@pytest.fixture
+def example_plugin_on(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The example plugin ships off: turn it on as a user would (the choices file), for this test only."""
+    import icportrait_studio.core.presets as presets_mod
+    import icportrait_studio.pipeline.registry as backends_mod
+    from icportrait_studio.plugins.choices import load_choices
+    from icportrait_studio.plugins.registry import reset_default_registry
+
+    monkeypatch.setattr(presets_mod, "_extra_dirs", list(presets_mod._extra_dirs))
+    monkeypatch.setattr(backends_mod, "_factories", dict(backends_mod._factories))
+    monkeypatch.setattr(backends_mod, "_instances", dict(backends_mod._instances))
+    choices = load_choices()
+    choices.set("example", True)
+    choices.save()
+    reset_default_registry()
+    yield
+    assert choices.path is not None
+    choices.path.unlink()
+    reset_default_registry()
+
+
+def test_a_plugin_backend_is_offered_and_renders_when_chosen(window: MainWindow, qtbot, example_plugin_on) -> None:  # type: ignore[no-untyped-def]
+    """The bundled example plugin, turned on, contributes 'example-gain' (photo × total intensity)."""
     open_sample(window, qtbot)
     window.start_background()  # what the app does once the window is shown
     combo = window.backend_combo

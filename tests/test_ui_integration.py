@@ -252,6 +252,30 @@ def test_plugins_dialog_and_problem_messages(window: MainWindow, qtbot) -> None:
     dlg.close()
 
 
+def test_plugins_dialog_turns_a_plugin_on_for_the_next_start(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The example plugin ships off: listed unticked; ticking it saves the choice (applies at the next start)."""
+    from PySide6.QtCore import Qt
+
+    from icportrait_studio.plugins.choices import PluginChoices, load_choices
+    from icportrait_studio.plugins.registry import PluginRegistry, bundled_plugins_dir
+
+    reg = PluginRegistry([bundled_plugins_dir()], entry_points=False,
+                         choices=PluginChoices(path=tmp_path / "plugins.json"))
+    reg.discover()
+    window.ext.plugins.attach(reg)
+    dlg = window.ext.plugins.show_dialog()
+    items = {dlg.tree.topLevelItem(i).text(0): dlg.tree.topLevelItem(i) for i in range(dlg.tree.topLevelItemCount())}
+    assert dlg.plugin_states()["example"] == "off"
+    assert items["example"].checkState(0) == Qt.CheckState.Unchecked
+    assert items["psd-export"].checkState(0) == Qt.CheckState.Checked
+    items["example"].setCheckState(0, Qt.CheckState.Checked)  # what a click on the box does
+    items["psd-export"].setCheckState(0, Qt.CheckState.Unchecked)
+    saved = load_choices(tmp_path / "plugins.json")
+    assert saved.on == {"example"} and saved.off == {"psd-export"}
+    assert dlg.note.isVisibleTo(dlg) and "next time" in dlg.note.text()
+    dlg.close()
+
+
 def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """An exported turn, opened again, reuses where the engine moved the face (a fresh detection on a
     synthesised face under-reads the turn); a blend with the unturned photo carries nothing."""

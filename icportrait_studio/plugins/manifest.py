@@ -58,6 +58,7 @@ class PluginManifest:
     description: str = ""
     contributions: tuple[Contribution, ...] = ()
     path: Path | None = None  # the manifest file it was read from
+    enabled_by_default: bool = True  # false: listed, but off until the user turns it on (Help → Plugins…)
 
     def of_kind(self, kind: str) -> list[Contribution]:
         return [c for c in self.contributions if c.kind == kind]
@@ -144,8 +145,12 @@ def parse_manifest(data: dict[str, Any], path: Path | None = None) -> PluginMani
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise ManifestError(f"{where}: 'contributes.{kind}' must be an array of tables")
         items.extend(_contribution(kind, name, e, where) for e in entries)
+    default_on = data.get("enabled_by_default", True)
+    if not isinstance(default_on, bool):
+        raise ManifestError(f"{where}: 'enabled_by_default' must be true or false")
     return PluginManifest(name=name, version=str(data["version"]), api_version=str(data["api_version"]),
-                          description=str(data.get("description", "")), contributions=tuple(items), path=path)
+                          description=str(data.get("description", "")), contributions=tuple(items), path=path,
+                          enabled_by_default=default_on)
 
 
 def _contribution(kind: str, plugin: str, entry: dict[str, Any], where: str) -> Contribution:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from icportrait_studio.errors import ICPortraitError
 from icportrait_studio.plugins.api import API_VERSION, ENTRY_POINT_GROUP, PluginError
+from icportrait_studio.plugins.choices import PluginChoices, load_choices
 from icportrait_studio.plugins.manifest import (
     Contribution,
     ManifestError,
@@ -40,7 +41,7 @@ from icportrait_studio.plugins.manifest import (
 
 log = logging.getLogger(__name__)
 
-PluginState = Literal["available", "loaded", "disabled"]
+PluginState = Literal["available", "loaded", "disabled", "off"]  # disabled: broken; off: the user's (or default) choice
 
 
 @dataclass
@@ -61,7 +62,7 @@ class PluginInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.state != "disabled"
+        return self.state not in ("disabled", "off")
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ class PluginRegistry:
     """All discovered plugins. Create one, call ``discover()``, then ask for contributions."""
 
     def __init__(self, folders: Iterable[Path] | None = None, *, entry_points: bool = True,
-                 group: str = ENTRY_POINT_GROUP) -> None:
+                 group: str = ENTRY_POINT_GROUP, choices: PluginChoices | None = None) -> None:
+        """``choices``: the user's on/off choices (None: every plugin as its manifest says)."""
         self._folders = None if folders is None else [Path(f) for f in folders]
+        self.choices = choices if choices is not None else PluginChoices()
         self._use_entry_points = entry_points
         self._group = group
         self._plugins: dict[str, PluginInfo] = {}
@@ -163,6 +166,10 @@ class PluginRegistry:
             info.message = (f"written for plugin API {info.manifest.api_version}, "
                             f"this IC-Portrait Studio provides {API_VERSION}")
             self._emit(PluginMessage(name, "error", f"plugin '{name}' disabled: {info.message}"))
+        elif not self.choices.wants(info.manifest):
+            info.state = "off"
+            info.message = ("turned off in Help → Plugins…" if self.choices.chosen(name)
+                            else "off until you turn it on in Help → Plugins…")
         self._plugins[name] = info
 
     # --- listing (never imports) -----------------------------------------------------------------
@@ -382,7 +389,7 @@ def default_registry() -> PluginRegistry:
     global _default
     with _default_lock:
         if _default is None:
-            registry = PluginRegistry()
+            registry = PluginRegistry(choices=load_choices())
             registry.discover()
             registry.activate()
             _default = registry

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from icportrait_studio.errors import ICPortraitError
+
 if TYPE_CHECKING:
     from icportrait_studio.plugins.registry import PluginMessage, PluginRegistry
     from icportrait_studio.ui.main_window import MainWindow
@@ -47,16 +49,30 @@ class PluginsDialog(QDialog):
         self.log.setReadOnly(True)
         self.log.setPlaceholderText("No plugin problems reported.")
         self.log.setMaximumBlockCount(500)
+        self.tree.setToolTip("Untick a plugin to turn it off, tick one to turn it on (from the next start)")
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        self.note.hide()
+        self._filling = False
+        self.tree.itemChanged.connect(self._toggled)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree, 3)
+        layout.addWidget(self.note)
         layout.addWidget(QLabel("Messages", self))
         layout.addWidget(self.log, 1)
         layout.addWidget(buttons)
         self.refresh()
 
     def refresh(self) -> None:
+        self._filling = True
+        try:
+            self._fill()
+        finally:
+            self._filling = False
+
+    def _fill(self) -> None:
         self.tree.clear()
         for info in self.registry.plugins():
             kinds: dict[str, int] = {}
@@ -73,8 +89,30 @@ class PluginsDialog(QDialog):
             if info.state == "disabled":
                 for col in range(5):
                     item.setForeground(col, Qt.GlobalColor.red if col == 2 else Qt.GlobalColor.gray)
+            elif self.registry.get(info.name) is info:  # not a shadowed duplicate: the user may switch it
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                on = self.registry.choices.wants(info.manifest)
+                item.setCheckState(0, Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+                if info.state == "off":
+                    for col in range(5):
+                        item.setForeground(col, Qt.GlobalColor.gray)
             self.tree.addTopLevelItem(item)
         self.log.setPlainText("\n".join(f"[{m.level}] {m.plugin}: {m.text}" for m in self.registry.messages))
+
+    def _toggled(self, item: QTreeWidgetItem, column: int) -> None:
+        if self._filling or column != 0:
+            return
+        name, on = item.text(0), item.checkState(0) == Qt.CheckState.Checked
+        choices = self.registry.choices
+        choices.set(name, on)
+        try:
+            choices.save()
+        except ICPortraitError as exc:
+            self.note.setText(f"Could not keep the choice: {exc}")
+        else:
+            self.note.setText(f"'{name}' will be {'on' if on else 'off'} the next time IC-Portrait Studio starts"
+                              + (f" (saved in {choices.path})" if choices.path else "") + ".")
+        self.note.show()
 
     def plugin_states(self) -> dict[str, str]:
         return {self.tree.topLevelItem(i).text(0): self.tree.topLevelItem(i).text(2)
@@ -112,6 +150,8 @@ class PluginsController(QObject):
         if self.registry is registry:
             return
         self.registry = registry
+        if self.dialog is not None:
+            self.dialog.registry = registry
         registry.subscribe(self._listener)
         problems = [m for m in registry.messages if m.level != "info"]
         if problems:
