@@ -274,28 +274,31 @@ def test_smooth_fill_keeps_fine_grain_but_not_features() -> None:
     assert out[14:18, 30:34].std() > 0.004  # the grain is not
 
 
-def test_smooth_fill_continues_the_skin_not_its_surroundings() -> None:
-    """A cheek turning into view is a hole bordered by skin on one side and hair, collar and
-    background on the others: the membrane must continue the skin."""
+def test_smooth_fill_continues_the_person_not_the_background() -> None:
+    """A cheek turning into view is a hole bordered by the person (skin, and hair above) on some sides
+    and the pale background on another: the membrane must continue the person."""
     skin_c, hair_c, bg_c = np.float32([0.8, 0.6, 0.5]), np.float32([0.2, 0.1, 0.05]), np.float32([0.9, 0.9, 0.9])
     img = np.empty((64, 64, 3), np.float32)
     img[:] = bg_c
     img[:, :24] = skin_c
     img[:16, 24:] = hair_c
     deep = np.zeros((64, 64), np.float32)
-    deep[16:48, 24:44] = 1.0
-    skin = np.zeros((64, 64), np.float32)
-    skin[:, :24] = 1.0
-    with_skin = _smooth_into(img, deep, 0.0, skin)[24:40, 28:40].mean(axis=(0, 1))
-    anything = _smooth_into(img, deep, 0.0)[24:40, 28:40].mean(axis=(0, 1))
-    assert np.abs(with_skin - skin_c).max() < 0.03
-    assert np.abs(anything - skin_c).max() > 0.08  # what it did before: a mix of all three
+    deep[16:64, 24:44] = 1.0
+    person = np.zeros((64, 64), np.float32)
+    person[:, :24] = 1.0
+    person[:16, 24:] = 1.0
+    far_side = (slice(40, 60), slice(36, 42))  # the middle of the hole, beside the background
+    filled = _smooth_into(img, deep, 0.0, person)[far_side].mean(axis=(0, 1))
+    anything = _smooth_into(img, deep, 0.0)[far_side].mean(axis=(0, 1))
+    assert np.abs(filled - skin_c).max() < 0.15  # still the cheek's tone
+    assert np.abs(filled - bg_c).min() > 0.2  # nowhere near the background
+    assert np.abs(anything - bg_c).max() < 0.1  # what it did before: faded into the background
 
 
 @pytest.mark.parametrize("yaw", [-30])
 def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis, yaw: float) -> None:
     """On the sample at −30° the cheek turning into view is a wide hole below the hair; its smooth fill
-    used to be pulled from the pale background beside it as much as from the cheek."""
+    used to be pulled from the pale background beside it as much as from the cheek and hair."""
     from icportrait_studio.geometry.view_setup import warp_geometry
 
     g = warp_geometry(sample_analysis, rgb=sample_rgb)
@@ -304,7 +307,10 @@ def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis
     out, _ = composite(warp, layers, original=sample_rgb)
     deep = warp.full("deep", 0.0) > 0.9
     assert deep.sum() > 100
-    skin = (warp.full("skin", 0.0) > 0.5) & ~deep
+    cheek_box = np.zeros_like(deep)
+    ys, xs = np.nonzero(deep)
+    cheek_box[ys.min():ys.max() + 1, max(0, xs.min() - 25):xs.min()] = True  # the cheek beside the hole
+    skin = cheek_box & ~deep & (warp.full("alpha", 0.0) > 0.9)
     filled, cheek = out[deep].mean(axis=0), out[skin].mean(axis=0)
     assert np.abs(filled - cheek).max() < 0.08  # linear RGB; the background beside it is ~0.6 grey
 

@@ -86,7 +86,6 @@ class Warp:
     zbuf: np.ndarray  # float32: nearest depth per target pixel (-inf where nothing landed)
     forward: tuple[np.ndarray, np.ndarray, np.ndarray]  # tx, ty (frame coords), tz per source pixel of the roi
     deep: np.ndarray | None = None  # float32: 1 deep inside a wide hole, where a smooth fill replaces the mirror
-    skin: np.ndarray | None = None  # float32: how much each target pixel shows the face (what a deep fill continues)
     identity: bool = False
     angles: tuple[float, float] = (0.0, 0.0)  # the (yaw, pitch) it turns by
 
@@ -494,12 +493,6 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
             deep = np.maximum(deep, np.where(fill, on_feature, 0.0)).astype(np.float32)
     else:
         deep = np.zeros(fill.shape, np.float32)
-    skin = None
-    if deep.max() > 0.01 and sub.face is not None:
-        skin = np.where(rendered | fill, cv2.remap(sub.face, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR), 0.0)
-        if sub.features is not None:
-            skin *= 1.0 - cv2.remap(sub.features, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
-        skin = (skin * (alpha > 0.9)).astype(np.float32)
     rendered &= ~fill
     cover = rendered | fill
     if not cover.all():
@@ -511,7 +504,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
         mp = g + off
     mp = (mp + np.array([x0, y0], np.float32)).astype(np.float32)
     return Warp(shape=(h, w), roi=roi, map=mp, rendered=rendered, filled=fill, alpha=alpha, zbuf=zbuf,
-                forward=(tx + np.float32(x0), ty + np.float32(y0), tz), deep=deep, skin=skin, angles=(yaw, pitch))
+                forward=(tx + np.float32(x0), ty + np.float32(y0), tz), deep=deep, angles=(yaw, pitch))
 
 
 def carry_geometry(geom: WarpGeometry, warp: Warp) -> WarpGeometry:
