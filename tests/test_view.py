@@ -432,3 +432,20 @@ def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, y
     _, _, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.5).astype(np.uint8), connectivity=8)
     areas = sorted(stats[1:, cv2.CC_STAT_AREA].tolist(), reverse=True)
     assert sum(areas[1:]) < 8  # nothing beside the person but the odd pixel
+
+
+@pytest.mark.parametrize("yaw", [30, -30])
+def test_far_side_hair_stays_beside_the_turning_face(sample_rgb, sample_analysis, yaw: float) -> None:
+    """A round head's outline hardly moves when it turns; the hair inflated from the matte used to sit
+    far behind the turning axis at the outline, so the far side's bob swung in behind the cheek (the
+    outline receded by 0.15-0.23 face widths at eye height on the sample) and ended in a vertical cut."""
+    from icportrait_studio.geometry.view_setup import warp_geometry
+
+    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    turned = backward_warp(g, yaw, 0).person_alpha(g.matte) > 0.5
+    src = g.matte > 0.5
+    receded = []
+    for row in (int(g.pivot[1]) + k for k in (-20, 0, 20)):
+        xs_s, xs_t = np.nonzero(src[row])[0], np.nonzero(turned[row])[0]
+        receded.append(xs_t.min() - xs_s.min() if yaw < 0 else xs_s.max() - xs_t.max())
+    assert float(np.mean(receded)) < 0.12 * g.face_width

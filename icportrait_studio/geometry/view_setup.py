@@ -125,6 +125,32 @@ def refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, f
     return cv2.GaussianBlur(out.astype(np.float32), (0, 0), 0.6)
 
 
+def _outline_at_pivot_depth(depth: np.ndarray, inside: np.ndarray, face: np.ndarray, rigidity: np.ndarray,
+                            z_pivot: float, face_width: float) -> np.ndarray:
+    """Bring the head's outline forward to the depth of the axis it turns about.
+
+    A round head's silhouette is its widest section, about where the neck's axis runs; the surface
+    inflated from the matte starts far behind that at the outline, so a turn swung the far side's
+    hair in behind the cheek (the bob cut off in a vertical line) and opened a wider gap on the near
+    side. The lift is full on the outline and fades to nothing at the face mesh's border (the mesh's
+    own depth is kept), only where the pixel turns with the head (shoulders keep their depth).
+    """
+    d_sil = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
+    d_face = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
+    t = d_sil / (d_sil + d_face + 1e-3)
+    edge = inside & (d_sil <= 1.5)
+    if not edge.any():
+        return depth
+    lift = np.where(edge, np.maximum(np.float32(z_pivot) - depth, 0.0), 0.0).astype(np.float32)
+    sigma = max(1.0, 0.05 * face_width)
+    weight = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), sigma)
+    near_edge = weight > 1e-3
+    lift = cv2.GaussianBlur(lift, (0, 0), sigma) / np.maximum(weight, 1e-3)  # the outline's lift, smoothed
+    lift = extend_nearest(np.where(near_edge, lift, 0.0).astype(np.float32), near_edge)  # and carried inward
+    out = depth + np.where(inside & ~face, (1.0 - t) * lift * rigidity, 0.0)
+    return out.astype(np.float32)
+
+
 def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None = None,
                   focal: float | None = None) -> WarpGeometry:
     """A ``WarpGeometry`` for a ``FaceAnalysis`` (which must have landmarks) at long side ``side``.
@@ -156,10 +182,12 @@ def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None =
     below = _smoothstep(vert, 0.95, 1.15)
     chin_z = float(lm[CHIN, 2]) * to_work
     depth = depth * (1.0 - below) + np.minimum(depth, chin_z) * below
-    depth = cv2.GaussianBlur(depth, (0, 0), 0.6).astype(np.float32)
     full_cam = camera_for(lm, analysis.image_size, focal)
     cam = full_cam.scaled(to_work)
     pivot = tuple(v * to_work for v in head_pivot(lm, full_cam))
+    depth = _outline_at_pivot_depth(depth, person | (matte > 0.5), face, rig, float(pivot[2]),
+                                    float(analysis.face_width) * size[0] / gw)
+    depth = cv2.GaussianBlur(depth, (0, 0), 0.6).astype(np.float32)
     fw = float(np.ptp(lm[:, 0])) * to_work
     keep = matte * _smoothstep(rig, 0.6, 0.95)
     return WarpGeometry(depth=depth.astype(np.float32), matte=matte, rigidity=rig, camera=cam,
