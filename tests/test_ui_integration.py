@@ -84,6 +84,22 @@ def test_identity_distance_is_shown_and_warns_above_threshold(window: MainWindow
     assert window.props_panel.value("Identity", "Identity distance") == "not available"
 
 
+def test_identity_read_out_is_pending_while_a_preview_shows(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Dragging the view sphere shows previews; the distance of the last full result must not sit next
+    to them as if it were theirs."""
+    open_sample(window, qtbot)
+    _wait_full(window, qtbot)
+    ind = window.ext.identity
+    assert ind.text().startswith("Identity distance")
+    window.view_panel.viewChanged.emit(-20.0, 0.0)  # what a drag sends (previews only)
+    qtbot.waitUntil(lambda: ind.pending, timeout=WAIT_MS)
+    assert ind.text() == "Identity …"
+    window.view_panel.yaw_spin.setValue(-20.0)  # the drag ends: a full render measures it again
+    qtbot.waitUntil(lambda: full_render_shown(window) and window.doc.view.yaw == -20.0 and not ind.pending,
+                    timeout=WAIT_MS)
+    assert ind.text().replace("⚠ ", "").startswith("Identity distance")
+
+
 def test_export_layered_psd_and_ora(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from psd_tools import PSDImage
 

@@ -37,6 +37,7 @@ class IdentityIndicator(QLabel):
         self.win = win
         self.distance: float | None = None
         self.warning = False
+        self.pending = False
         self.setToolTip("Face-embedding distance between the photo and the full-quality result "
                         "(lower is the same person; shown after each full render)")
         self.hide()
@@ -47,7 +48,18 @@ class IdentityIndicator(QLabel):
 
         return float(IDENTITY_WARN)
 
+    def mark_pending(self) -> None:
+        """A preview is on the canvas: the distance shown was measured on another result (a drag of the
+        view sphere showed the frontal face's 0.37 next to a turned head, then jumped to a warning)."""
+        if self.pending or not self.isVisible():
+            return
+        self.pending = True
+        self.setText("Identity …")
+        self.setStyleSheet("color: gray;")
+        self.setToolTip("The identity distance is measured on the full-quality result, when the change ends")
+
     def show_info(self, info: dict) -> None:
+        self.pending = False
         raw = info.get("identity_distance")
         try:
             dist = None if raw is None else float(raw)

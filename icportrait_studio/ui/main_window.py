@@ -363,6 +363,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         else:  # during drags: only the cheap label, not the properties tree
             ms = sum((out.info.get("timings_ms") or {}).values())
             self.status_render.setText(f"preview {ms:.0f} ms")
+            self.ext.identity.mark_pending()
         self._refresh_canvas()
         if self.actions_.overlays["shading"].isChecked():
             self._update_overlays()
