@@ -15,6 +15,7 @@ import numpy as np
 
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.completion import complete_surface, fill_openings, normalized_blur
+from icportrait_studio.geometry.hair_over_face import hair_over_face
 from icportrait_studio.geometry.raster import close_openings, fill_polygon, rasterize
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
@@ -36,7 +37,8 @@ class FaceAnalysis:
     matte: np.ndarray  # float32 HxW soft person matte (geo size)
     person: np.ndarray  # bool HxW
     face_mask: np.ndarray  # bool HxW, mesh coverage
-    skin_mask: np.ndarray  # bool HxW, face skin without eyes, brows, lips
+    skin_mask: np.ndarray  # bool HxW, face skin without eyes, brows, lips and the hair over it
+    hair_mask: np.ndarray  # bool HxW, hair lying over the face mesh (a fringe): see ``hair_over_face``
     depth: np.ndarray  # float32 HxW, geo pixels toward the camera
     normals: np.ndarray  # float32 HxWx3 camera space
     pose: tuple[float, float, float]  # yaw, pitch, roll in degrees
@@ -167,7 +169,9 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
             normals_f /= np.linalg.norm(normals_f, axis=2, keepdims=True) + 1e-8
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
-        skin = mesh & ~_region_masks(lm_geo, (gh, gw), face_width)
+        features = _region_masks(lm_geo, (gh, gw), face_width)
+        hair = hair_over_face(geo8, mesh, features, lm_geo, face_width, matte > 0.5)
+        skin = mesh & ~features & ~hair
     else:
         face = np.zeros((gh, gw), bool)
         depth_f = np.zeros((gh, gw), np.float32)
@@ -175,6 +179,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         pose = (0.0, 0.0, 0.0)
         face_width = 0.0
         skin = face
+        hair = np.zeros((gh, gw), bool)
 
     person = matte > 0.5
     if not person.any() and not face.any():
@@ -193,7 +198,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     return FaceAnalysis(
         image_size=(w, h), geo_size=(gw, gh), has_face=landmarks is not None, faces_found=len(faces),
         landmarks=landmarks, other_faces=other, matte=matte.astype(np.float32), person=surf.person,
-        face_mask=face, skin_mask=skin, depth=surf.depth, normals=surf.normals, pose=pose,
+        face_mask=face, skin_mask=skin, hair_mask=hair, depth=surf.depth, normals=surf.normals, pose=pose,
         face_width=face_width, warnings=warnings, timings=timings,
         landmarks_carried=given is not None and len(given) == 478,
     )

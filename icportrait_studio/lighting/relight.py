@@ -77,11 +77,13 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
     normals[..., :2] *= np.float32(NORMAL_RELIEF)
     normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
     depth = _resize(analysis.depth, size) * np.float32(s)
+    fw = max(4.0, analysis.face_width * s)
+    # hair over the face (a fringe): no skin sheen, its own colour kept (see below)
+    hair = _resize(analysis.hair_mask.astype(np.float32), size) if analysis.hair_mask.any() else None
     person = _resize(analysis.matte, size).astype(np.float32)
     skin_soft = _resize(analysis.face_mask.astype(np.float32), size)
     skin = _resize(analysis.skin_mask.astype(np.uint8), size, cv2.INTER_NEAREST).astype(bool)
     img = _resize(rgb_linear, size).astype(np.float32)
-    fw = max(4.0, analysis.face_width * s)
     if analysis.landmarks is not None:
         lm = analysis.landmarks * (size[0] / analysis.image_size[0])
         cx, cy = float(lm[:, 0].mean()), float(lm[:, 1].mean())
@@ -97,6 +99,8 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
         shape = (size[1], size[0])
         eyes = fill_polygon(shape, lm[topo.left_eye]) | fill_polygon(shape, lm[topo.right_eye])
         sheen = skin_soft * (1.0 - cv2.dilate(eyes.astype(np.float32), np.ones((3, 3), np.uint8)))
+    if hair is not None:  # a skin highlight laid over dark hair reads as a grey veil
+        sheen = sheen * (1.0 - hair)
     geometry = ShadingGeometry(normals=normals.astype(np.float32), depth=depth.astype(np.float32), person=person,
                                skin=cv2.GaussianBlur(sheen, (0, 0), 0.02 * fw + 0.5), face_width=fw,
                                head_center=(cx, -cy, cz))
@@ -120,6 +124,11 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) 
     reliability = (lit * lit * (3 - 2 * lit)) * (1.0 - clipped)
     albedo = img / np.maximum(src_u, 0.05)[..., None]
     weight = reliability * (person > 0.5)
+    if hair is not None:
+        # hair over the face keeps its own colour (a dark fringe read as unreliable skin was lit with the
+        # skin's albedo) and lends none of it to the skin's fill
+        weight = weight * (1.0 - hair)
+        reliability = np.maximum(reliability, hair * (1.0 - clipped))
     fill = normalized_blur(albedo, weight, sigma=0.12 * fw)
     typical = np.array([np.median(albedo[..., c][weight > 0.5]) if (weight > 0.5).any() else float(lum.mean())
                         for c in range(3)], np.float32)
