@@ -53,9 +53,18 @@ def normalized_blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np
 def normals_from_depth(depth: np.ndarray) -> np.ndarray:
     """Camera-space normals of the height field z = depth(x, y_image_down)."""
     gy, gx = np.gradient(depth.astype(np.float32))
-    n = np.dstack([-gx, gy, np.ones_like(gx)])
-    n /= np.linalg.norm(n, axis=2, keepdims=True)
-    return n.astype(np.float32)
+    inv = 1.0 / np.sqrt(gx * gx + gy * gy + 1.0)  # (−gx, gy, 1) normalised without a 3-channel norm
+    n = np.empty((*gx.shape, 3), np.float32)
+    n[..., 0] = -gx * inv
+    n[..., 1] = gy * inv
+    n[..., 2] = inv
+    return n
+
+
+def _normalize(n: np.ndarray) -> np.ndarray:
+    """``n`` (HxWx3 float32) scaled to unit length in place (cheaper than ``np.linalg.norm``)."""
+    n /= np.sqrt(np.einsum("hwc,hwc->hw", n, n))[..., None] + np.float32(1e-8)
+    return n
 
 
 def _plane(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray | None:
@@ -116,19 +125,27 @@ def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarra
     depth = np.where(face, face_depth, h_inf + offset).astype(np.float32)
     depth = np.where(body, smooth_blur(depth, 0.04 * face_width + 1.0), depth)
 
-    n_body = normals_from_depth(smooth_blur(depth, 0.03 * face_width + 1.0))
-    normals = np.where(face[..., None], face_normals, n_body)
+    normals = normals_from_depth(smooth_blur(depth, 0.03 * face_width + 1.0))
+    np.copyto(normals, face_normals, where=face[..., None])
     if face.any():
-        # cross-fade the two normal fields over a band around the face border
+        # cross-fade the two normal fields over a band around the face border (worked on in the band's
+        # bounding box, with room for the blur: the rest of the frame is untouched)
         band = max(2.0, 0.04 * face_width)
         inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
         outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
         near = np.minimum(inside, outside) < band
-        smooth = smooth_blur(normals, band * 0.5)
-        t = np.clip(np.where(face, inside, outside) / band, 0.0, 1.0)[..., None]
-        normals = np.where(near[..., None], t * normals + (1 - t) * smooth, normals)
-    normals = np.where(person[..., None], normals, np.array([0, 0, 1], np.float32))
-    normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
+        ys, xs = np.nonzero(near)
+        if len(ys):
+            m = int(np.ceil(4 * band * 0.5)) + 2
+            h, w = face.shape
+            box = (slice(max(0, ys.min() - m), min(h, ys.max() + m + 1)),
+                   slice(max(0, xs.min() - m), min(w, xs.max() + m + 1)))
+            sub = normals[box]
+            smooth = smooth_blur(sub, band * 0.5)
+            t = np.clip(np.where(face[box], inside[box], outside[box]) / band, 0.0, 1.0)[..., None]
+            normals[box] = np.where(near[box][..., None], t * sub + (1 - t) * smooth, sub)
+    np.copyto(normals, np.array([0.0, 0.0, 1.0], np.float32), where=~person[..., None])
+    normals = _normalize(normals.astype(np.float32, copy=False))
     floor = float(depth[person].min()) if person.any() else 0.0
     depth = np.where(person, depth, floor - 0.25 * face_width).astype(np.float32)
-    return SurfaceMaps(depth=depth, normals=normals.astype(np.float32), person=person)
+    return SurfaceMaps(depth=depth, normals=normals, person=person)
