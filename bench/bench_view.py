@@ -204,9 +204,10 @@ def bench_geometry(backend: PhysicalBackend, paths: list[Path]) -> dict:
 
 
 def bench_roundtrip(paths: list[Path]) -> dict:
-    """+θ then −θ, three ways: chaining the warp on the geometry it carries into the new view (the
-    warp's own invertibility, what the app does); through files as two CLI runs do (``relight_file``
-    twice: the first writes the moved landmarks into its PNG, the second reuses them); and analysing
+    """+θ then −θ: chaining the warp on the geometry it carries into the new view (the warp's own
+    invertibility, what the app does); through files as two CLI runs do (``relight_file`` twice: the
+    first writes the moved landmarks into its PNG, JPEG or WebP, the second reuses them); through
+    ``api.relight`` twice in memory; and analysing
     the turned image afresh (a turned image from elsewhere: that adds the face mesh's reading of a
     re-posed face, which under-reads the turn)."""
     import tempfile
@@ -217,11 +218,12 @@ def bench_roundtrip(paths: list[Path]) -> dict:
     from icportrait_studio.geometry import view_setup as vs
     from icportrait_studio.geometry import view_warp as vw
 
-    out: dict = {"carried": {}, "through_files": {}, "through_jpeg": {}, "in_memory_api": {}, "fresh_analysis": {}}
+    out: dict = {"carried": {}, "through_files": {}, "through_jpeg": {}, "through_webp": {}, "in_memory_api": {},
+                 "fresh_analysis": {}}
     views = (ViewPose(20), ViewPose(-20), ViewPose(30), ViewPose(-30), ViewPose(0, 20), ViewPose(0, -20))
     work = Path(tempfile.mkdtemp(prefix="bench-view-"))
     for v in views:
-        carried, files, jpeg, memory, fresh = [], [], [], [], []
+        carried, files, jpeg, webp, memory, fresh = [], [], [], [], [], []
         for p in paths:
             rgb = load_image(p).rgb
             a = analyze(rgb)
@@ -248,6 +250,12 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             relight_file(jsrc, jmid, ORIGINAL, view=v)
             relight_file(jmid, jend, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch))
             jpeg.append(ssim(gray(load_image(jsrc).rgb), gray(load_image(jend).rgb), face))
+            # and WebP files (quality 95; the landmarks in an XMP packet)
+            wsrc, wmid, wend = (work / f"{p.stem}{tag}.webp" for tag in ("", "_there", "_back"))
+            save_image(wsrc, rgb, quality=95)
+            relight_file(wsrc, wmid, ORIGINAL, view=v)
+            relight_file(wmid, wend, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch))
+            webp.append(ssim(gray(load_image(wsrc).rgb), gray(load_image(wend).rgb), face))
             # the Python API, the result passed back in memory (it recognises its own result)
             there_mem = api.relight(rgb, ORIGINAL, view=v).image
             memory.append(ssim(gray(rgb), gray(api.relight(there_mem, ORIGINAL, view=ViewPose(-v.yaw, -v.pitch)).image),
@@ -260,7 +268,7 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             fresh.append(ssim(gray(rgb), gray(back), face))
         key = f"{v.yaw:+g}/{v.pitch:+g}"
         for name, vals in (("carried", carried), ("through_files", files), ("through_jpeg", jpeg),
-                           ("in_memory_api", memory), ("fresh_analysis", fresh)):
+                           ("through_webp", webp), ("in_memory_api", memory), ("fresh_analysis", fresh)):
             out[name][key] = {"median": round(float(np.median(vals)), 3), "min": round(float(np.min(vals)), 3)}
     return out
 

@@ -90,10 +90,32 @@ def test_tiff_and_jpeg_carry_landmarks_too(tmp_path: Path, ext: str) -> None:
     assert load_image(edited).landmarks is None
 
 
-def test_webp_carries_no_landmarks(tmp_path: Path) -> None:
-    p = tmp_path / "out.webp"
-    save_image(p, _image(), landmarks=_landmarks())
-    assert load_image(p).landmarks is None
+@pytest.mark.parametrize(("quality", "with_alpha"), [(90, False), (90, True), (100, True)])
+def test_webp_carries_landmarks_in_xmp(tmp_path: Path, quality: int, with_alpha: bool) -> None:
+    """Lossy and lossless WebP, with and without alpha: the record sits in an XMP packet (valid XMP)
+    with a digest of the samples a decoder reads back; re-encoded pixels are analysed afresh."""
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from icportrait_studio.imaging import carried_landmarks as cl
+
+    lm = _landmarks()
+    alpha = np.linspace(0, 1, 40 * 64, dtype=np.float32).reshape(40, 64) if with_alpha else None
+    p, plain, edited = tmp_path / "out.webp", tmp_path / "plain.webp", tmp_path / "edited.webp"
+    save_image(p, _image(), alpha=alpha, landmarks=lm, quality=quality)
+    got = load_image(p).landmarks
+    assert got is not None and np.array_equal(got, lm)
+    with Image.open(p) as im:
+        xmp = im.info["xmp"]
+    root = ET.fromstring(xmp.decode("utf-8").split("?>", 1)[1].rsplit("<?xpacket", 1)[0])  # parses as XML
+    desc = root.find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
+    assert desc is not None and json.loads(desc.attrib[f"{{{cl.XMP_NAMESPACE}}}landmarks"])["v"] == cl.VERSION
+    save_image(plain, _image(), alpha=alpha, quality=quality)
+    assert load_image(plain).landmarks is None
+    # an editor that keeps the metadata but encodes the pixels again
+    Image.open(p).save(edited, format="WEBP", quality=60, xmp=xmp)
+    assert load_image(edited).landmarks is None
 
 
 def test_carried_landmarks_replace_the_detection(sample_rgb, sample_analysis) -> None:

@@ -38,6 +38,7 @@ from icportrait_studio.imaging.writers import (
     _write_jpeg_noted,
     _write_png_then,
     _write_tiff,
+    _write_webp_noted,
 )
 
 __all__ = ["DEFAULT_MAX_PIXELS", "SAVE_EXTENSIONS", "LoadedImage", "image_info", "load_image", "save_image"]
@@ -262,7 +263,10 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
 
 
 def _note_in(im: Image.Image) -> str | None:
-    """Our record from the text Pillow read with the header: a PNG zTXt chunk or a JPEG comment."""
+    """Our record from the text Pillow read with the header: a PNG zTXt chunk, a JPEG comment or WebP XMP."""
+    if im.format == "WEBP":
+        xmp = im.info.get("xmp")
+        return carried_landmarks.record_from_xmp(xmp) if isinstance(xmp, (bytes, str)) else None
     value = im.info.get(carried_landmarks.KEYWORD) if im.format == "PNG" else \
         im.info.get("comment") if im.format in ("JPEG", "MPO") else None
     if isinstance(value, bytes):
@@ -520,4 +524,7 @@ def save_image(
     elif landmarks is not None and ext in (".jpg", ".jpeg"):  # lossy: a digest of what a decoder reads back
         writer = functools.partial(_write_jpeg_noted, lambda decoded: carried_landmarks.encode_record(
             landmarks, carried_landmarks.pixel_digest(decoded, None)))
+    elif landmarks is not None and ext == ".webp":  # the same, in an XMP packet
+        writer = functools.partial(_write_webp_noted, lambda decoded, decoded_alpha: carried_landmarks.encode_record(
+            landmarks, carried_landmarks.pixel_digest(decoded, decoded_alpha)))
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))

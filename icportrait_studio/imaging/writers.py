@@ -18,6 +18,7 @@ import tifffile
 from PIL import Image
 
 from icportrait_studio.imaging.atomic import atomic_write
+from icportrait_studio.imaging.carried_landmarks import xmp_packet
 from icportrait_studio.imaging.png_chunks import insert_jpeg_comment, insert_png_icc
 
 _TAG_ICC = 34675
@@ -71,9 +72,12 @@ def _write_png_then(edit: Callable[[bytes], bytes], writer: _Writer, f: BinaryIO
 
 
 def _write_with_pil(
-    fmt: str, f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int
+    fmt: str, f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int,
+    xmp: bytes | None = None,
 ) -> None:
     params: dict[str, object] = {"icc_profile": icc} if icc else {}
+    if xmp is not None:
+        params["xmp"] = xmp
     if fmt == "JPEG":  # JPEG has no alpha: it is dropped
         # Full-resolution chroma at high quality: 4:2:0 visibly softens skin-tone edges in portraits.
         params["subsampling"] = 0 if quality >= 90 else 2
@@ -94,6 +98,30 @@ def _write_jpeg_noted(note_for: Callable[[np.ndarray], str], f: BinaryIO, color:
         decoded = np.asarray(im.convert("RGB"))
     out = buf.getvalue()
     f.write(insert_jpeg_comment(out, note_for(decoded).encode("ascii")))
+
+
+def _decoded_webp(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+    """(color, alpha) as the image reader returns them for a WebP of ours (RGB, or RGBA split)."""
+    with Image.open(io.BytesIO(data)) as im:
+        arr = np.asarray(im.convert("RGBA" if im.mode == "RGBA" else "RGB"))
+    return (arr[..., :3], arr[..., 3]) if arr.shape[2] == 4 else (arr, None)
+
+
+def _write_webp_noted(note_for: Callable[[np.ndarray, np.ndarray | None], str], f: BinaryIO, color: np.ndarray,
+                      alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
+    """WebP with an XMP packet made from the samples a decoder will read back. The XMP chunk leaves the
+    coded image alone, so encoding again with it decodes to the same samples; that is checked, and if it
+    ever did not hold the file is written without the record rather than with a stale one."""
+    plain = io.BytesIO()
+    _write_with_pil("WEBP", plain, color, alpha, icc, quality)
+    decoded = _decoded_webp(plain.getvalue())
+    noted = io.BytesIO()
+    _write_with_pil("WEBP", noted, color, alpha, icc, quality, xmp=xmp_packet(note_for(*decoded)))
+    again = _decoded_webp(noted.getvalue())
+    same = np.array_equal(again[0], decoded[0]) and (
+        (again[1] is None and decoded[1] is None)
+        or (again[1] is not None and decoded[1] is not None and np.array_equal(again[1], decoded[1])))
+    f.write(noted.getvalue() if same else plain.getvalue())
 
 
 def _write_tiff(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int,
