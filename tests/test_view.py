@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_rig, rotation
+from icportrait_studio.geometry.view_fill import extend_nearest, reflect_fill
 from icportrait_studio.geometry.view_layers import _smooth_into, composite, make_layers
 from icportrait_studio.geometry.view_warp import (
     WarpGeometry,
     backward_warp,
     carry_geometry,
-    extend_nearest,
     forward_flow,
-    reflect_fill,
 )
 
 SIZE, RADIUS = 128, 44.0

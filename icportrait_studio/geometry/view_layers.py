@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.geometry.view_warp import Warp, _grid
+from icportrait_studio.geometry.view_fill import _grid
+from icportrait_studio.geometry.view_warp import Warp
 
 
 @dataclass

@@ -13,8 +13,9 @@ import numpy as np
 from icportrait_studio.geometry.camera import camera_for, head_center, head_pivot
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
+from icportrait_studio.geometry.view_fill import _dilate, _grid, _smoothstep, extend_nearest
 from icportrait_studio.geometry.view_layers import push_pull
-from icportrait_studio.geometry.view_warp import WarpGeometry, _dilate, _grid, _smoothstep, extend_nearest
+from icportrait_studio.geometry.view_warp import WarpGeometry
 from icportrait_studio.imaging.color import encode_from_linear
 
 

@@ -34,6 +34,15 @@ import cv2
 import numpy as np
 
 from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_fields
+from icportrait_studio.geometry.view_fill import (
+    _box_fill,
+    _dilate,
+    _grid,
+    _nearest,
+    _smoothstep,
+    extend_nearest,
+    reflect_fill,
+)
 
 SPLAT_TOLERANCE = 0.75  # source pixels a splat may reach (∞-norm) when it proposes a target pixel
 STATIC = 1e-3  # rigidity below this is treated as not moving at all
@@ -118,21 +127,6 @@ class Warp:
         x0, y0, x1, y1 = self.roi
         mp[y0:y1, x0:x1] = self.map
         return mp
-
-
-_grids: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _grid(h: int, w: int) -> np.ndarray:
-    g = _grids.get((h, w))
-    if g is None:
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        g = np.dstack([xs, ys])
-        g.setflags(write=False)
-        if len(_grids) > 16:
-            _grids.clear()
-        _grids[(h, w)] = g
-    return g
 
 
 def _crop(geom: WarpGeometry, box: tuple[int, int, int, int]) -> WarpGeometry:
@@ -254,80 +248,6 @@ def _splat(tx: np.ndarray, ty: np.ndarray, tz: np.ndarray, moving: np.ndarray, s
     rendered = np.isfinite(zbuf).reshape(h, w)
     return (np.dstack([mapx.reshape(h, w), mapy.reshape(h, w)]), rendered, zbuf.reshape(h, w),
             stretch.reshape(h, w))
-
-
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
-
-
-def _box_fill(values: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Box-filtered average of ``values`` over ``weights`` (k×k); also returns the weight density."""
-    wts = weights.astype(np.float32)
-    num = cv2.blur(values * wts[..., None], (k, k), borderType=cv2.BORDER_REPLICATE)
-    den = cv2.blur(wts, (k, k), borderType=cv2.BORDER_REPLICATE)
-    return num / np.maximum(den, 1e-6)[..., None], den
-
-
-def _nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every pixel, the (y, x) of the nearest ``mask`` pixel and the distance to it (mask not empty)."""
-    dist, labels = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 5,
-                                                   labelType=cv2.DIST_LABEL_PIXEL)
-    gy, gx = np.nonzero(mask)  # labels number the zero pixels in raster order
-    lab = np.clip(labels - 1, 0, len(gy) - 1)
-    return gy[lab], gx[lab], dist
-
-
-def reflect_fill(values: np.ndarray, good: np.ndarray, holes: np.ndarray, smooth: float = 0.0
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fill ``holes`` of a per-pixel field by mirroring it across the nearest ``good`` pixel.
-
-    Used on the backward map, this copies texture from the visible side at its own scale (hair stays
-    hair-sized, pores pore-sized) instead of stretching one edge pixel across the hole. Also returns
-    each pixel's distance to the visible side (deep in a wide hole a mirror would copy whole
-    features, an eye or a mouth, so the caller fades to a smooth fill there).
-
-    The nearest visible pixel jumps from one hole pixel to the next wherever the boundary is ragged,
-    which cuts the mirror into patches; ``smooth`` (pixels, a Gaussian σ) smooths the mirror's axis
-    (the foot points) so the reflected texture stays in one piece.
-    """
-    out = values.copy()
-    if not holes.any() or not good.any():
-        return out, np.zeros(good.shape, np.float32)
-    h, w = good.shape
-    ny, nx, dist = _nearest(good)
-    fy, fx = np.nonzero(holes)
-    by0, bx0 = ny[fy, fx], nx[fy, fx]
-    if smooth > 0:
-        y0, x0 = max(0, int(fy.min()) - 1), max(0, int(fx.min()) - 1)
-        y1, x1 = min(h, int(fy.max()) + 2), min(w, int(fx.max()) + 2)
-        feet = np.dstack([ny[y0:y1, x0:x1], nx[y0:y1, x0:x1]]).astype(np.float32)
-        feet = cv2.GaussianBlur(feet, (0, 0), smooth, borderType=cv2.BORDER_REPLICATE)
-        by = feet[fy - y0, fx - x0, 0]
-        bx = feet[fy - y0, fx - x0, 1]
-    else:
-        by, bx = by0.astype(np.float32), bx0.astype(np.float32)
-    ry, rx = by0.copy(), bx0.copy()
-    todo = np.ones(len(fy), bool)
-    for frac in (1.0, 0.6, 0.3):
-        cy = np.rint(by + (by - fy) * frac).astype(np.int64)
-        cx = np.rint(bx + (bx - fx) * frac).astype(np.int64)
-        inside = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
-        ok = todo & inside
-        ok[ok] = good[cy[ok], cx[ok]]
-        ry[ok], rx[ok] = cy[ok], cx[ok]
-        todo &= ~ok
-    out[fy, fx] = values[ry, rx]
-    return out, dist
-
-
-def extend_nearest(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``values`` inside ``mask``, the nearest inside value outside it (keeps fields continuous)."""
-    if mask.all() or not mask.any():
-        return values
-    ny, nx, _ = _nearest(mask)
-    return np.where(mask, values, values[ny, nx]) if values.ndim == 2 else np.where(
-        mask[..., None], values, values[ny, nx])
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -558,14 +478,6 @@ def _carry_field(field: np.ndarray | None, local: np.ndarray, cover: np.ndarray,
     moved = cv2.remap(field[y0:y1, x0:x1], local[..., 0], local[..., 1], cv2.INTER_LINEAR)
     out[y0:y1, x0:x1] = np.where(cover, moved, 0.0)
     return out
-
-
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
-# ------------------------------------------------------------------------------------------ flow
 
 
 def forward_flow(geom: WarpGeometry, warp: Warp, *, depth_tolerance: float = 1.5) -> np.ndarray:
