@@ -223,7 +223,7 @@ def bench_mask_stroke(moves: int = 60) -> dict:
     (the box the brush touched is re-encoded), against re-encoding the whole layer as before."""
     from PySide6.QtCore import QPointF
 
-    from icportrait_studio.ui.jobs_bridge import encode_display
+    from icportrait_studio.ui.work import encode_display
 
     path = _portrait((4000, 3000), "12mp")
     app = _app()

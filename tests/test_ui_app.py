@@ -27,8 +27,8 @@ from icportrait_studio.imaging.io import load_image
 from icportrait_studio.jobs import JobState
 from icportrait_studio.pipeline.progress import Progress
 from icportrait_studio.ui.app import apply_theme
-from icportrait_studio.ui.jobs_bridge import RenderOutcome, render_work
 from icportrait_studio.ui.main_window import MainWindow
+from icportrait_studio.ui.work import RenderOutcome, render_work
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "astronaut.png"
 TOL_16 = 6e-5  # one 16-bit sRGB step in linear light is at most ~2.6e-5

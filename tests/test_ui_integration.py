@@ -20,8 +20,8 @@ from test_ui_app import SAMPLE, WAIT_MS, dialogs, full_render_shown, isolated_co
 from icportrait_studio.core.request import EditRequest
 from icportrait_studio.imaging.io import load_image, save_image
 from icportrait_studio.pipeline.progress import Progress
-from icportrait_studio.ui.jobs_bridge import RenderOutcome
 from icportrait_studio.ui.main_window import MainWindow
+from icportrait_studio.ui.work import RenderOutcome
 
 __all__ = ["dialogs", "isolated_config"]  # fixtures re-used from test_ui_app
 

@@ -225,7 +225,7 @@ def test_undo_past_mask_edits_after_reopening_gives_the_old_masks(window: MainWi
 
 
 def test_a_stroke_redraws_only_the_brushed_box_and_ends_exactly_like_a_full_redraw(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    from icportrait_studio.ui.jobs_bridge import encode_display
+    from icportrait_studio.ui.work import encode_display
 
     analysed(window, qtbot)
     uid = select_relit(window)

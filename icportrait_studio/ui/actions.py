@@ -309,7 +309,7 @@ class FileOpsMixin:
         self.maybe_save_then(lambda: self._load(path))
 
     def _load(self, path: str, recovered: bool = False) -> None:
-        from icportrait_studio.ui.jobs_bridge import open_work, project_work
+        from icportrait_studio.ui.work import open_work, project_work
 
         name = os.path.basename(path)
         self.statusBar().showMessage(f"Opening {name}…")  # type: ignore[attr-defined]
@@ -348,7 +348,7 @@ class FileOpsMixin:
         from PySide6.QtWidgets import QFileDialog
 
         from icportrait_studio.core.document import Layer
-        from icportrait_studio.ui.jobs_bridge import import_work
+        from icportrait_studio.ui.work import import_work
 
         doc = self.doc  # type: ignore[attr-defined]
         if doc is None:

@@ -77,7 +77,7 @@ class DocumentDisplay:
         cache); later ones write in place. False when the display cannot be patched (no display yet,
         or a preview-size layer): the caller then takes the full path.
         """
-        from icportrait_studio.ui.jobs_bridge import encode_display
+        from icportrait_studio.ui.work import encode_display
 
         doc = self.doc
         layer = doc.layer_by_uid(uid) if doc is not None else None  # type: ignore[attr-defined]
@@ -106,7 +106,7 @@ class DocumentDisplay:
         return True
 
     def _display_for(self, layer: object) -> np.ndarray | None:
-        from icportrait_studio.ui.jobs_bridge import display_work
+        from icportrait_studio.ui.work import display_work
 
         uid, pixels, mask = layer.uid, layer.pixels, layer.mask  # type: ignore[attr-defined]
         entry = self._arrays.get(uid)

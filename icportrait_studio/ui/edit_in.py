@@ -118,7 +118,7 @@ class EditInController(QObject):
     def _on_version(self, session: EditInSession, pixels: np.ndarray, path: str) -> None:
         from icportrait_studio.core.document import Layer
         from icportrait_studio.plugins.export import fit
-        from icportrait_studio.ui.jobs_bridge import encode_display
+        from icportrait_studio.ui.work import encode_display
 
         win = self.win
         doc_id = next((d for s, d in self.sessions if s is session), None)

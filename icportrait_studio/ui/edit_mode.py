@@ -38,7 +38,7 @@ class EditMode:
     def enter(self, target: EditTarget, exit_on_close: bool = False) -> None:
         """Switch the window to edit mode and open the target's pixels (already decoded)."""
         from icportrait_studio.core.document import Document, default_rig
-        from icportrait_studio.ui.jobs_bridge import make_proxies
+        from icportrait_studio.ui.work import make_proxies
 
         win = self.win
         self.target, self.exit_on_close = target, exit_on_close

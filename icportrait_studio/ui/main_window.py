@@ -32,15 +32,7 @@ from icportrait_studio.ui.canvas import Canvas
 from icportrait_studio.ui.docks import DocksMixin
 from icportrait_studio.ui.document_display import DocumentDisplay
 from icportrait_studio.ui.extensions import Extensions
-from icportrait_studio.ui.jobs_bridge import (
-    AnalysisOutcome,
-    JobsBridge,
-    Proxies,
-    Renderer,
-    RenderOutcome,
-    shading_rgba,
-    warmup_work,
-)
+from icportrait_studio.ui.jobs_bridge import JobsBridge, Renderer
 from icportrait_studio.ui.light_panel import LightPanel
 from icportrait_studio.ui.panels import (
     BackendCombo,
@@ -53,6 +45,7 @@ from icportrait_studio.ui.panels import (
 )
 from icportrait_studio.ui.settings import Settings
 from icportrait_studio.ui.view_sphere import ViewSpherePanel
+from icportrait_studio.ui.work import AnalysisOutcome, Proxies, RenderOutcome, shading_rgba, warmup_work
 
 APP_NAME = "IC-Portrait Studio"
 

@@ -37,7 +37,7 @@ SETTINGS_KEY = "diffusion"
 def configure_and_list(diffusion: dict | None):  # -> WorkFn
     """Worker job: apply the saved diffusion settings to the backend, then list (name, available, reason)."""
     def work(progress: object, token: object) -> list[tuple[str, bool, str]]:
-        from icportrait_studio.ui.jobs_bridge import backends_work
+        from icportrait_studio.ui.work import backends_work
 
         if diffusion:
             try:
