@@ -133,19 +133,19 @@ def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarra
         band = max(2.0, 0.04 * face_width)
         inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
         outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
-        near = np.minimum(inside, outside) < band
-        ys, xs = np.nonzero(near)
-        if len(ys):
-            m = int(np.ceil(4 * band * 0.5)) + 2
-            h, w = face.shape
-            box = (slice(max(0, ys.min() - m), min(h, ys.max() + m + 1)),
-                   slice(max(0, xs.min() - m), min(w, xs.max() + m + 1)))
-            sub = normals[box]
-            smooth = smooth_blur(sub, band * 0.5)
-            t = np.clip(np.where(face[box], inside[box], outside[box]) / band, 0.0, 1.0)[..., None]
-            normals[box] = np.where(near[box][..., None], t * sub + (1 - t) * smooth, sub)
+        across = np.where(face, inside, outside)  # distance to the border, from whichever side
+        near = across < band
+        ys, xs = np.nonzero(near | face)
+        m = int(np.ceil(4 * band * 0.5)) + 2
+        h, w = face.shape
+        box = (slice(max(0, ys.min() - m), min(h, ys.max() + m + 1)),
+               slice(max(0, xs.min() - m), min(w, xs.max() + m + 1)))
+        sub = normals[box]
+        smooth = smooth_blur(sub, band * 0.5)
+        t = np.clip(across[box] / band, 0.0, 1.0)[..., None]
+        # the mixed band (and the mesh's own normals) made unit; elsewhere normals are unit as built
+        normals[box] = _normalize(np.where(near[box][..., None], t * sub + (1 - t) * smooth, sub))
     np.copyto(normals, np.array([0.0, 0.0, 1.0], np.float32), where=~person[..., None])
-    normals = _normalize(normals.astype(np.float32, copy=False))
     floor = float(depth[person].min()) if person.any() else 0.0
     depth = np.where(person, depth, floor - 0.25 * face_width).astype(np.float32)
     return SurfaceMaps(depth=depth, normals=normals, person=person)
