@@ -15,6 +15,7 @@ import numpy as np
 from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.lighting.shadows import shadow_visibility
 
+SHEEN_FLOOR = 1e-6  # skin weight below which no specular is computed (it would be below float noise)
 MAX_WRAP_DEG = 75.0  # size = 1 is a light this wide (angular radius), a very large soft box
 # Light scattered under the skin travels a few millimetres before it leaves, so even a hard light's
 # cast shadow (nose, brow) has a soft rim: visibility is blurred over this fraction of the face width.
@@ -84,20 +85,24 @@ def render_light(g: ShadingGeometry, light: Light, *, shadows: bool = True, spec
     else:
         vis = None
     spec = np.zeros_like(diffuse)
-    if specular > 0:
-        # normalised Blinn-Phong with the viewer along +z; Schlick-free (skin's F0 is folded into `specular`)
+    x, y, bw, bh = cv2.boundingRect((g.skin > SHEEN_FLOOR).astype(np.uint8)) if specular > 0 else (0, 0, 0, 0)
+    if bw and bh:
+        # normalised Blinn-Phong with the viewer along +z; Schlick-free (skin's F0 is folded into `specular`).
+        # Only over the skin's box: the sheen is zero elsewhere, and the power is the costly part
+        box = (slice(y, y + bh), slice(x, x + bw))
         m = max(1.0, 2.0 / (roughness * roughness) - 2.0)
+        normals = g.normals[box]
         if ldir is None:
             hv = np.asarray(sdir, np.float32) + np.array([0, 0, 1], np.float32)
             hv /= np.linalg.norm(hv) + 1e-8
-            ndh = np.clip(g.normals @ hv, 0, 1)
+            ndh = np.clip(normals @ hv, 0, 1)
         else:
-            hvec = ldir + np.array([0, 0, 1], np.float32)
+            hvec = ldir[box] + np.array([0, 0, 1], np.float32)
             hvec /= np.linalg.norm(hvec, axis=2, keepdims=True) + 1e-8
-            ndh = np.clip(np.einsum("hwc,hwc->hw", g.normals, hvec), 0, 1)
-        spec = specular * (m + 2) / 8 * ndh**m * np.maximum(cos_t, 0) * g.skin
+            ndh = np.clip(np.einsum("hwc,hwc->hw", normals, hvec), 0, 1)
+        spec[box] = specular * (m + 2) / 8 * ndh**m * np.maximum(cos_t[box], 0) * g.skin[box]
         if vis is not None:
-            spec *= vis
+            spec[box] *= vis[box]
     if falloff is not None:
         diffuse = diffuse * falloff
         spec = spec * falloff
