@@ -76,3 +76,12 @@ def test_the_fringe_keeps_its_colour_when_relit(sample_rgb, sample_analysis) -> 
                       interpolation=cv2.INTER_NEAREST).astype(bool)
     before, after = sample_rgb[hair].mean(axis=0), out[hair].mean(axis=0)
     assert abs(after[2] / after[1] - before[2] / before[1]) < 0.1
+
+
+def test_a_crop_with_no_hair_above_the_face_marks_nothing() -> None:
+    """A tight crop (the head's top off the frame): no hair sample, so no guess."""
+    img, mesh, person, lm, _ = _head()
+    top = 60  # cut away the hair above the face
+    hair = hair_over_face(img[top:], mesh[top:], np.zeros_like(mesh[top:]), lm - np.float32([0, top, 0]), 80.0,
+                          person[top:])
+    assert not hair.any()
