@@ -115,16 +115,22 @@ def _smooth_into(img: np.ndarray, deep: np.ndarray, grain_sigma: float = 0.0,
     if source is not None and float((source > 0.5).sum()) >= 16 * f * f:
         pull *= (source > 0.5)
     wts = cv2.resize(pull, size, interpolation=cv2.INTER_AREA)
-    smooth = cv2.resize(push_pull(small, wts), (w, h), interpolation=cv2.INTER_LINEAR)
+    out = np.array(img, dtype=np.float32, copy=True)
+    ys, xs = np.nonzero(deep > 0)
+    if not len(ys):
+        return out
+    # everything below happens in the box of the hole (on a 16 MP re-pose the head's whole roi was
+    # blended, 0.3 s, for a hole a fraction of its size)
+    y0, y1 = max(0, ys.min() - 8), min(h, ys.max() + 9)
+    x0, x1 = max(0, xs.min() - 8), min(w, xs.max() + 9)
+    box = (slice(y0, y1), slice(x0, x1))
+    smooth = cv2.resize(push_pull(small, wts), (w, h), interpolation=cv2.INTER_LINEAR)[box]
+    sub = out[box]
     if grain_sigma > 0:
-        ys, xs = np.nonzero(deep > 0.01)
-        y0, y1 = max(0, ys.min() - 8), min(h, ys.max() + 9)
-        x0, x1 = max(0, xs.min() - 8), min(w, xs.max() + 9)
-        sub = img[y0:y1, x0:x1]
-        grain = np.clip(sub - cv2.GaussianBlur(sub, (0, 0), grain_sigma), -GRAIN_CLIP, GRAIN_CLIP)
-        smooth[y0:y1, x0:x1] += grain
-    d3 = deep[..., None]
-    return img * (1.0 - d3) + smooth * d3
+        smooth += np.clip(sub - cv2.GaussianBlur(sub, (0, 0), grain_sigma), -GRAIN_CLIP, GRAIN_CLIP)
+    d = np.ascontiguousarray(deep[box], dtype=np.float32)
+    out[box] = cv2.blendLinear(np.ascontiguousarray(sub), np.ascontiguousarray(smooth), 1.0 - d, d)
+    return out
 
 
 def composite(warp: Warp, layers: Layers, *, original: np.ndarray | None = None,
