@@ -162,20 +162,22 @@ def composite(warp: Warp, layers: Layers, *, original: np.ndarray | None = None,
         if relight_plate:
             bg_c = relight(bg_c, box)
     fgw = cv2.remap(fg_c, mx, my, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    a3 = a[..., None]
     if warp.deep is not None and warp.deep.max() > 0.01:
         # on the person layer, before the background is mixed in at its edge
         d = np.clip(_sample(warp.deep, grid), 0.0, 1.0)
         fgw = _smooth_into(fgw, d, GRAIN_SIGMA * max(1.0, min(sx, sy)), (a > 0.9).astype(np.float32))
-    res = bg_c * (1.0 - a3) + fgw * a3
+    inv_a = np.ascontiguousarray(1.0 - a, dtype=np.float32)
+    res = cv2.blendLinear(np.ascontiguousarray(bg_c, dtype=np.float32), np.ascontiguousarray(fgw, dtype=np.float32),
+                          inv_a, np.ascontiguousarray(a, dtype=np.float32))
     # pixels that show what they showed before stay the photo's own (static edges and detail exact)
     src_matte = layers_matte_at(warp, matte)
     cover = warp.rendered | warp.filled
     still = ((np.abs(warp.offsets).max(axis=2) < 1e-3) & warp.rendered) | (~cover & (src_matte < 0.01))
     still = cv2.erode(still.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     u = np.clip(_sample(still, grid), 0.0, 1.0)
-    u3 = u[..., None]
-    out[by0:by1, bx0:bx1] = res * (1.0 - u3) + base[by0:by1, bx0:bx1] * u3
+    u = np.ascontiguousarray(u, dtype=np.float32)
+    out[by0:by1, bx0:bx1] = cv2.blendLinear(res, np.ascontiguousarray(base[by0:by1, bx0:bx1], dtype=np.float32),
+                                            1.0 - u, u)
     alpha[by0:by1, bx0:bx1] = a * (1.0 - u) + matte[by0:by1, bx0:bx1] * u
     return out, alpha
 
