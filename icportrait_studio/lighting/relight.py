@@ -28,6 +28,7 @@ from icportrait_studio.lighting.shading import ShadingGeometry, render_rig, sphe
 from icportrait_studio.lighting.shadows import ambient_occlusion
 
 MAX_GAIN = 6.0
+GAIN_MAPS_KEPT = 2  # rigs whose gain maps a context keeps (the turning head's and the still shoulders')
 MATTE_FLOOR = 1e-3
 MATTE_EDGE = (0.5, 0.98)  # matte values over which relighting fades in at the person's edge
 EXPOSURE_PERCENTILE = 90.0
@@ -183,7 +184,23 @@ def _rig_factors(ctx: RelightContext, extended: bool) -> tuple[ShadingGeometry, 
 
 
 def gain_maps(ctx: RelightContext, rig: LightRig, *, shadows: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(G, B, target shading) at the shading size for ``rig``."""
+    """(G, B, target shading) at the shading size for ``rig`` (treat them as read-only: the last few are
+    kept per context, because a drag of the view sphere asks for the same shoulders' rig every frame)."""
+    key = ("gain", rig, shadows)
+    hit = ctx.cache.get(key)
+    if hit is not None:
+        return hit
+    maps = _gain_maps(ctx, rig, shadows)
+    for m in maps:
+        m.setflags(write=False)  # shared from now on: an accidental in-place edit raises, never corrupts
+    kept = [k for k in list(ctx.cache) if isinstance(k, tuple) and k and k[0] == "gain"]
+    for old in kept[:max(0, len(kept) - GAIN_MAPS_KEPT + 1)]:
+        ctx.cache.pop(old, None)
+    ctx.cache[key] = maps
+    return maps
+
+
+def _gain_maps(ctx: RelightContext, rig: LightRig, shadows: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     geometry, a, b = _rig_factors(ctx, extended=not rig.relight_background)
     diffuse, spec = render_rig(geometry, rig, shadows=shadows)
     gain = diffuse * a[..., None]
