@@ -113,3 +113,25 @@ def test_several_faces_relight_the_largest(sample_rgb) -> None:
     a = analyze(np.ascontiguousarray(mosaic, dtype=np.float32))
     assert a.has_face and a.faces_found >= 3
     assert any(f"{a.faces_found} faces found" in w for w in a.warnings)
+
+
+def test_gain_maps_of_recent_rigs_are_kept_read_only(sample_rgb, sample_analysis) -> None:
+    """A drag of the view sphere asks for the same shoulders' rig every frame: served from the context,
+    read-only (so no caller can change what the next frame gets), and only the last two rigs are kept."""
+    from dataclasses import replace
+
+    from icportrait_studio.lighting.relight import GAIN_MAPS_KEPT, gain_maps, prepare
+
+    ctx = prepare(sample_rgb, sample_analysis, side=192)
+    rig = LightRig(lights=(Light(azimuth=-30, elevation=20),))
+    first = gain_maps(ctx, rig)
+    assert gain_maps(ctx, rig)[0] is first[0]
+    assert not first[0].flags.writeable
+    with pytest.raises(ValueError):
+        first[0][0, 0, 0] = 1.0
+    others = [replace(rig, ambient=0.05 + 0.01 * i) for i in range(1, GAIN_MAPS_KEPT + 1)]
+    moved = [gain_maps(ctx, r) for r in others]
+    assert not np.array_equal(moved[0][0], first[0])
+    assert gain_maps(ctx, rig)[0] is not first[0]  # pushed out by the newer ones, rendered again
+    assert np.array_equal(gain_maps(ctx, rig)[0], first[0])
+    assert sum(1 for k in ctx.cache if isinstance(k, tuple) and k[:1] == ("gain",)) <= GAIN_MAPS_KEPT
