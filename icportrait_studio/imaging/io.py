@@ -90,7 +90,7 @@ class _Decoded:
     orientation: int = 1
     warnings: list[str] = field(default_factory=list)
     png_gamma: float | None = None  # the PNG gAMA value as Pillow reads it (1.0 = linear), if any
-    note: str | None = None  # our carried-landmarks record (PNG zTXt, TIFF tag or JPEG comment), if any
+    note: str | None = None  # our carried-landmarks record (PNG zTXt, TIFF tag, JPEG comment, WebP XMP), if any
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -521,10 +521,8 @@ def save_image(
                 insert_png_ztxt, keyword=carried_landmarks.KEYWORD, text=record), writer)
         else:
             writer = functools.partial(_write_tiff, note=record)
-    elif landmarks is not None and ext in (".jpg", ".jpeg"):  # lossy: a digest of what a decoder reads back
-        writer = functools.partial(_write_jpeg_noted, lambda decoded: carried_landmarks.encode_record(
-            landmarks, carried_landmarks.pixel_digest(decoded, None)))
-    elif landmarks is not None and ext == ".webp":  # the same, in an XMP packet
-        writer = functools.partial(_write_webp_noted, lambda decoded, decoded_alpha: carried_landmarks.encode_record(
+    elif landmarks is not None and ext in (".jpg", ".jpeg", ".webp"):  # lossy: a digest of what a decoder reads
+        noted = _write_webp_noted if ext == ".webp" else _write_jpeg_noted  # an XMP packet / a comment
+        writer = functools.partial(noted, lambda decoded, decoded_alpha: carried_landmarks.encode_record(
             landmarks, carried_landmarks.pixel_digest(decoded, decoded_alpha)))
     _atomic_write(p, ext, lambda f: writer(f, color, alpha_enc, icc_profile, quality))

@@ -87,37 +87,38 @@ def _write_with_pil(
     Image.fromarray(_stack(color, alpha)).save(f, format=fmt, quality=quality, **params)
 
 
-def _write_jpeg_noted(note_for: Callable[[np.ndarray], str], f: BinaryIO, color: np.ndarray,
-                      alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
-    """JPEG with a comment made from the samples a decoder will read back (JPEG is lossy: the record's
-    digest must be of the decoded samples, not of the ones encoded). A comment leaves the coded image
-    as it is, so the second encoding decodes to the same samples."""
-    buf = io.BytesIO()
-    _write_with_pil("JPEG", buf, color, alpha, icc, quality)
-    with Image.open(io.BytesIO(buf.getvalue())) as im:
-        decoded = np.asarray(im.convert("RGB"))
-    out = buf.getvalue()
-    f.write(insert_jpeg_comment(out, note_for(decoded).encode("ascii")))
+NoteFor = Callable[[np.ndarray, "np.ndarray | None"], str]  # the record for the decoded (color, alpha)
 
 
-def _decoded_webp(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
-    """(color, alpha) as the image reader returns them for a WebP of ours (RGB, or RGBA split)."""
+def _decoded(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+    """(color, alpha) as the image reader returns them for a lossy file of ours (RGB, or RGBA split):
+    a record's digest must be of what a decoder reads back, not of the samples encoded."""
     with Image.open(io.BytesIO(data)) as im:
         arr = np.asarray(im.convert("RGBA" if im.mode == "RGBA" else "RGB"))
     return (arr[..., :3], arr[..., 3]) if arr.shape[2] == 4 else (arr, None)
 
 
-def _write_webp_noted(note_for: Callable[[np.ndarray, np.ndarray | None], str], f: BinaryIO, color: np.ndarray,
-                      alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
+def _write_jpeg_noted(note_for: NoteFor, f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None,
+                      icc: bytes | None, quality: int) -> None:
+    """JPEG with a comment made from the samples a decoder will read back. A comment leaves the coded
+    image as it is, so the file decodes to the same samples."""
+    buf = io.BytesIO()
+    _write_with_pil("JPEG", buf, color, alpha, icc, quality)
+    out = buf.getvalue()
+    f.write(insert_jpeg_comment(out, note_for(*_decoded(out)).encode("ascii")))
+
+
+def _write_webp_noted(note_for: NoteFor, f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None,
+                      icc: bytes | None, quality: int) -> None:
     """WebP with an XMP packet made from the samples a decoder will read back. The XMP chunk leaves the
     coded image alone, so encoding again with it decodes to the same samples; that is checked, and if it
     ever did not hold the file is written without the record rather than with a stale one."""
     plain = io.BytesIO()
     _write_with_pil("WEBP", plain, color, alpha, icc, quality)
-    decoded = _decoded_webp(plain.getvalue())
+    decoded = _decoded(plain.getvalue())
     noted = io.BytesIO()
     _write_with_pil("WEBP", noted, color, alpha, icc, quality, xmp=xmp_packet(note_for(*decoded)))
-    again = _decoded_webp(noted.getvalue())
+    again = _decoded(noted.getvalue())
     same = np.array_equal(again[0], decoded[0]) and (
         (again[1] is None and decoded[1] is None)
         or (again[1] is not None and decoded[1] is not None and np.array_equal(again[1], decoded[1])))
