@@ -386,14 +386,18 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     core = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     near = cv2.dilate(_drop_islands(core, crumb), np.ones((7, 7), np.uint8))
     solid = cv2.morphologyEx((alpha > 0.02).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) & near
+    before = alpha > 0.5
     alpha *= _drop_islands(solid, crumb)
+    # a crumb dropped inside the kept outline is a hole to fill, not background: left as it was, a lone
+    # splat in a filled region showed the background plate through the collar as a bright speck
+    dropped = before & (alpha < 0.5)
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
     keep = _receding_outline(sub, keep, alpha, yaw, pitch)
     need = np.maximum(alpha, keep) > 0.5
-    good = rendered & (src_ok > 0.5)
-    fill = (need & ~rendered) | ((keep > 0.5) & ~good)
+    good = rendered & (src_ok > 0.5) & ~dropped
+    fill = (need & ~rendered) | ((keep > 0.5) & ~good) | (need & dropped)
     if fill.any():
         fill = _dilate(fill, 2) & ~good & (np.maximum(alpha, keep) > 0.01)
         mp, dist = reflect_fill(mp, good, fill, REFLECT_SMOOTH * geom.scale)
