@@ -474,3 +474,54 @@ def test_no_background_specks_inside_the_turned_person(sample_rgb, sample_analys
         ring = cv2.dilate(piece, np.ones((3, 3), np.uint8)).astype(bool) & ~piece.astype(bool)
         specks += int(alpha[ring].min() > 0.5)
     assert specks == 0
+
+
+def _fake_warp(mp: np.ndarray, rendered: np.ndarray, filled: np.ndarray):
+    from icportrait_studio.geometry.view_warp import Warp
+
+    h, w = rendered.shape
+    z = np.zeros((h, w), np.float32)
+    return Warp(shape=(h, w), roi=(0, 0, w, h), map=mp, rendered=rendered, filled=filled, alpha=z + 1, zbuf=z,
+                forward=(z, z, z))
+
+
+def test_occlusion_seams_are_softened_and_nothing_else() -> None:
+    """Where one surface passes in front of another the backward map jumps, and the two sides' pixels met
+    along a stair-stepped mask edge (a dotted dark line along the far side of a turned nose): a blur of
+    about a pixel now runs along that seam, and pixels away from it keep their values."""
+    from icportrait_studio.geometry.view_fill import _grid
+    from icportrait_studio.geometry.view_layers import _occlusion_edges, _soften_seams
+
+    h, w = 40, 60
+    g = _grid(h, w)
+    mp = g.copy()
+    edge = 30 + (np.arange(h) // 4)[:, None]  # a shallow staircase: one pixel every four rows
+    right = np.arange(w)[None, :] >= edge
+    mp[..., 0] = np.where(right, g[..., 0] + 12.0, g[..., 0])  # the right side shows the photo 12 px away
+    cover = np.ones((h, w), bool)
+    seam = _occlusion_edges(mp, cover).astype(bool)
+    assert seam.any() and np.all(seam.sum(axis=1) == 2)  # one pixel on each side of the jump, every row
+    rng = np.random.default_rng(0)
+    img = np.where(right[..., None], 0.8, 0.2).astype(np.float32) + rng.normal(0, 0.01, (h, w, 3)).astype(np.float32)
+    out = _soften_seams(img.copy(), _fake_warp(mp, cover, np.zeros((h, w), bool)), g, 1.0)
+    step_before = np.abs(np.diff(img[..., 0], axis=1)).max()
+    step_after = np.abs(np.diff(out[..., 0], axis=1)).max()
+    assert step_after < 0.6 * step_before
+    far = np.abs(np.arange(w)[None, :] - edge) > 6
+    assert np.allclose(out[far], img[far], atol=1e-4)
+
+
+def test_turned_alpha_edge_is_antialiased() -> None:
+    """Where the turned person ends, alpha fell from 1 to 0 between one pixel and the next along a mask's
+    stair-stepped edge (jagged hair against the background on the far side): it now ramps over the edge
+    band, and the inside keeps its value."""
+    from icportrait_studio.geometry.view_warp import _antialiased
+
+    h, w = 40, 60
+    cover = np.arange(w)[None, :] < 30 + (np.arange(h) // 4)[:, None]
+    alpha = cover.astype(np.float32)
+    out = _antialiased(alpha, cover)
+    assert np.abs(np.diff(out, axis=1)).max() < 0.75
+    assert np.any((out > 0.05) & (out < 0.95))
+    inside = np.broadcast_to(np.arange(w)[None, :] < 25, (h, w))
+    assert np.array_equal(out[inside], alpha[inside])

@@ -338,6 +338,25 @@ def _drop_islands(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
+EDGE_SIGMA = 0.7  # working pixels: the blur that anti-aliases the alpha where the turned person ends
+
+
+def _antialiased(alpha: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """``alpha`` blurred by about a pixel in a thin band along the edge of ``cover``.
+
+    Where the turned surface ends (hair compressed on the far side, the rim of a filled region) alpha
+    drops from the matte's value to 0 between one pixel and the next, along a mask's stair-stepped
+    boundary: at a shallow angle the steps showed as a jagged edge against the background.
+    """
+    k = np.ones((3, 3), np.uint8)
+    c = cover.astype(np.uint8)
+    band = (cv2.dilate(c, k) - cv2.erode(c, k)).astype(bool)
+    if not band.any():
+        return alpha
+    soft = cv2.GaussianBlur(alpha, (0, 0), EDGE_SIGMA)
+    return np.where(band, soft, alpha).astype(np.float32)
+
+
 def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     """The backward map, alpha and fill masks for turning the head by (yaw, pitch) degrees."""
     h, w = geom.shape
@@ -419,6 +438,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
         deep = np.zeros(fill.shape, np.float32)
     rendered &= ~fill
     cover = rendered | fill
+    alpha = _antialiased(alpha, cover)
     if not cover.all():
         # extend the displacement a little past the person so upsampling the map stays clean at its edge
         off = mp - g
