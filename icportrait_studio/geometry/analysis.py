@@ -1,7 +1,10 @@
 """Face analysis: everything the relighter needs to know about a photo, computed once and cached.
 
 Runs at a working size (long side ``GEO_SIDE``) whatever the photo's size: geometry is smooth, and
-the full-resolution detail comes from the photo itself when the shading is applied.
+the full-resolution detail comes from the photo itself when the shading is applied. A face small in
+its frame (a full-length portrait, a wide banner) raises the working size until the face spans
+``FACE_GEO_MIN`` pixels (up to ``GEO_SIDE_MAX``); the relight and the view change scale their own
+working sizes by the same ``FaceAnalysis.detail``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import numpy as np
 
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.completion import complete_surface, fill_openings, normalized_blur
+from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
 from icportrait_studio.geometry.raster import close_openings, fill_polygon, rasterize
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
 
 GEO_SIDE = 512
+GEO_SIDE_MAX = 2048
+FACE_GEO_MIN = 72  # pixels across the face at the working size (a head-and-shoulders portrait: ~90)
 DETECT_SIDE = 768
 
 
@@ -51,6 +57,12 @@ class FaceAnalysis:
     def geo_scale(self) -> float:
         return self.geo_size[0] / self.image_size[0]
 
+    @property
+    def detail(self) -> float:
+        """How much larger than the default the working size is (1 for a usual portrait; > 1 where a small
+        face raised it): the relight and the view change scale their working sizes by it."""
+        return max(1.0, max(self.geo_size) / GEO_SIDE)
+
     def landmarks_geo(self) -> np.ndarray | None:
         return None if self.landmarks is None else self.landmarks * self.geo_scale
 
@@ -64,6 +76,57 @@ class FaceAnalysis:
             "warnings": list(self.warnings),
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
         }
+
+
+def _geo_side_for_face(face: facemesh.DetectedFace, det_scale: float, image_size: tuple[int, int],
+                       geo_long: int) -> int:
+    """The working size's long side at which ``face`` (detection pixels) spans FACE_GEO_MIN pixels."""
+    w, h = image_size
+    face_full = (face.bbox[2] - face.bbox[0]) / det_scale
+    at_geo = face_full * geo_long / max(w, h)
+    if at_geo >= FACE_GEO_MIN or face_full <= 0:
+        return geo_long
+    return int(min(GEO_SIDE_MAX, max(w, h), np.ceil(geo_long * FACE_GEO_MIN / at_geo)))
+
+
+SEGMENT_INPUT = 256  # the person segmenter's input size
+HEAD_AT_SEGMENTER_MIN = 40  # pixels across the face at that input: smaller, the head is segmented alone
+
+
+def _sharpen_head_matte(matte: np.ndarray, geo8: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """``matte`` with the head re-segmented in a square around it when the face is small in its frame.
+
+    The segmenter sees the whole image at 256²: a face a few percent of the frame wide is a dozen of its
+    pixels, and the hair's outline comes out as a blob (a view change then turns the blob). A window of
+    four face widths around the face, segmented alone, shows the head at a usable size; it is blended in
+    with a feathered border so the whole-image matte still holds outside it.
+    """
+    gh, gw = matte.shape
+    x0, y0, x1, y1 = float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max())
+    face = max(x1 - x0, y1 - y0)
+    if face <= 0 or face * SEGMENT_INPUT / max(gw, gh) >= HEAD_AT_SEGMENTER_MIN:
+        return matte
+    half = 2.0 * face
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1) + 0.5 * face  # a little low: the neck and shoulders too
+    bx0, by0 = max(0, int(cx - half)), max(0, int(cy - half))
+    bx1, by1 = min(gw, int(np.ceil(cx + half))), min(gh, int(np.ceil(cy + half)))
+    if bx1 - bx0 < 16 or by1 - by0 < 16:
+        return matte
+    head = facemesh.segment_person(np.ascontiguousarray(geo8[by0:by1, bx0:bx1]))
+    # feather: 1 inside, 0 at a window edge that lies inside the image (an image edge needs no feather)
+    ramp = max(2.0, 0.15 * half)
+    yy, xx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
+    dist = np.full(head.shape, np.inf, np.float32)
+    for edge, coord, inner in ((bx0, xx, bx0 > 0), (by0, yy, by0 > 0)):
+        if inner:
+            dist = np.minimum(dist, coord - edge)
+    for edge, coord, inner in ((bx1, xx, bx1 < gw), (by1, yy, by1 < gh)):
+        if inner:
+            dist = np.minimum(dist, edge - 1 - coord)
+    wgt = np.clip(dist / ramp, 0.0, 1.0)
+    out = matte.copy()
+    out[by0:by1, bx0:bx1] = wgt * head + (1.0 - wgt) * matte[by0:by1, bx0:bx1]
+    return out
 
 
 def _resize_to(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -132,6 +195,18 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         faces, padded = [facemesh.DetectedFace(np.asarray(given, np.float32) * np.float32(det_scale))], False
     else:
         faces, padded = facemesh.detect_with_padding(det8, matte=matte)
+        if not faces and float(matte.max()) > 0.5:
+            # a person but no face: one too small for the whole-image look (a full-length portrait, a banner)
+            faces = [facemesh.DetectedFace(f.landmarks * np.float32(det_scale)) for f in search_small_faces(rgb_linear)]
+    if faces and geo_side == GEO_SIDE:  # a face small in its frame: a larger working size (see the module doc)
+        grown = _geo_side_for_face(faces[0], det_scale, (w, h), max(gw, gh))
+        if grown > max(gw, gh):
+            geo_lin, _ = _resize_to(rgb_linear, grown)
+            gh, gw = geo_lin.shape[:2]
+            scale = gw / w
+            geo8 = encode_from_linear(geo_lin, 8)
+            matte = facemesh.segment_person(geo8)  # the model sees the person larger too
+        matte = _sharpen_head_matte(matte, geo8, faces[0].landmarks * np.float32(gw / det8.shape[1]))
     timings["face_mesh"] = time.perf_counter() - t
     warnings: list[str] = []
 

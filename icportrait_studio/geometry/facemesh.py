@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()  # mediapipe graphs are not thread-safe; one call at a time
 _mesh = None
 _seg = None
+_boxes = None
 
 MAX_FACES = 5
 
@@ -92,6 +93,30 @@ def _segmenter():
     return _seg
 
 
+def _box_detector():
+    global _boxes
+    if _boxes is None:
+        _quiet_mediapipe()
+        from mediapipe.python.solutions import face_detection
+
+        # the full-range model (faces up to ~5 m away): it finds faces too small for the mesh's own look
+        _boxes = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    return _boxes
+
+
+def detect_face_boxes(rgb8: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    """Face boxes (x0, y0, x1, y1 in pixels, score) from the face detector alone (no mesh): a cheap
+    look for faces in a window of a larger photo."""
+    h, w = rgb8.shape[:2]
+    with _lock, _native_stderr_silenced():
+        result = _box_detector().process(np.ascontiguousarray(rgb8))
+    out = []
+    for d in result.detections or []:
+        b = d.location_data.relative_bounding_box
+        out.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h, float(d.score[0])))
+    return out
+
+
 def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
     """Run the face mesh on an sRGB uint8 image; largest face first."""
     h, w = rgb8.shape[:2]
@@ -109,14 +134,37 @@ def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
     return faces
 
 
-def segment_person(rgb8: np.ndarray) -> np.ndarray:
-    """Soft person matte in [0, 1] (float32 HxW) from the selfie-segmentation model."""
+MAX_SEGMENT_ASPECT = 1.8  # wider (or taller) images are segmented in square windows
+
+
+def _segment(rgb8: np.ndarray) -> np.ndarray:
     with _lock, _native_stderr_silenced():
         result = _segmenter().process(np.ascontiguousarray(rgb8))
     mask = result.segmentation_mask
     if mask is None:
         return np.zeros(rgb8.shape[:2], np.float32)
     return np.clip(mask.astype(np.float32), 0.0, 1.0)
+
+
+def segment_person(rgb8: np.ndarray) -> np.ndarray:
+    """Soft person matte in [0, 1] (float32 HxW) from the selfie-segmentation model.
+
+    The model sees its input squeezed to a square: a wide banner (3000×512) squeezed six times over
+    made a person unrecognisable and the matte garbage. Beyond MAX_SEGMENT_ASPECT the image is cut into
+    square windows overlapping by half along its long side, each segmented alone; a pixel takes the
+    largest value any window gives it.
+    """
+    h, w = rgb8.shape[:2]
+    if max(h, w) <= MAX_SEGMENT_ASPECT * min(h, w):
+        return _segment(rgb8)
+    side = min(h, w)
+    length = max(h, w)
+    n = int(np.ceil((length - side) / (side / 2))) + 1
+    out = np.zeros((h, w), np.float32)
+    for start in (round(v) for v in np.linspace(0, length - side, n)):
+        box = (slice(None), slice(start, start + side)) if w > h else (slice(start, start + side), slice(None))
+        np.maximum(out[box], _segment(rgb8[box]), out=out[box])
+    return out
 
 
 def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,

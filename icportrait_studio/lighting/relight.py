@@ -65,8 +65,10 @@ def _resize(a: np.ndarray, size: tuple[int, int], interp=cv2.INTER_AREA) -> np.n
 
 
 def shading_size(analysis: FaceAnalysis, side: int) -> tuple[int, int]:
+    """The shading maps' size for a nominal long ``side``, scaled by the analysis' ``detail`` (a face small
+    in its frame keeps about as many shading pixels across it as a portrait's)."""
     gw, gh = analysis.geo_size
-    s = min(1.0, side / max(gw, gh))
+    s = min(1.0, side * analysis.detail / max(gw, gh))
     return max(8, round(gw * s)), max(8, round(gh * s))
 
 

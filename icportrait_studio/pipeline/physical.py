@@ -47,6 +47,7 @@ from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressF
 SHADING_SIDE = {"preview": 192, "full": 320}
 VIEW_SIDE = {"preview": 256, "full": None}  # warp working size (None: the analysis' geometry size)
 PREPARE_MAX_SIDE = 1024
+VIEW_FACE_MIN = 40.0  # working pixels across the face below which a turn is refused (it would be a smear)
 CACHE_IMAGES = 4
 
 
@@ -122,8 +123,9 @@ class PhysicalBackend:
             if ctx is not None:
                 self._contexts.move_to_end(key)
                 return ctx
-        # prepare() works at a few hundred pixels: hand it a ≤1024 px copy, not a 16 MP photo
-        ctx = prepare(self._sized(source, PREPARE_MAX_SIDE)[0], analysis, side=side)
+        # prepare() works at a few hundred pixels: hand it a ≤1024 px copy, not a 16 MP photo (more where a
+        # small face raised the working sizes)
+        ctx = prepare(self._sized(source, round(PREPARE_MAX_SIDE * analysis.detail))[0], analysis, side=side)
         with self._lock:
             self._put(self._contexts, key, ctx, CACHE_IMAGES * 2)
         return ctx
@@ -136,11 +138,12 @@ class PhysicalBackend:
             if hit is not None:
                 self._views.move_to_end(key)
                 return hit
-        geom = warp_geometry(analysis, VIEW_SIDE[quality], rgb=rgb)
+        side = VIEW_SIDE[quality]
+        geom = warp_geometry(analysis, None if side is None else round(side * analysis.detail), rgb=rgb)
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
-        vctx = ViewContext(geometry=geom, layers=make_layers(rgb, matte, keep))
+        vctx = ViewContext(geometry=geom, layers=make_layers(rgb, matte, keep, work_side=round(256 * analysis.detail)))
         with self._lock:
             self._put(self._views, key, vctx, CACHE_IMAGES * 2)
         return vctx
@@ -260,9 +263,15 @@ class PhysicalBackend:
         warnings = list(analysis.warnings)
         view_info = None
         landmarks = analysis.landmarks
-        if not request.view.is_identity and analysis.landmarks is None:
+        turn = not request.view.is_identity
+        if turn and analysis.landmarks is None:
             warnings.append("no face found: the view was not changed")
-        if not request.view.is_identity and analysis.landmarks is not None:
+        elif turn and analysis.face_width < VIEW_FACE_MIN:
+            turn = False
+            warnings.append(f"the face is too small to turn (about {analysis.face_width:.0f} pixels across where "
+                            f"its geometry is built, {VIEW_FACE_MIN:.0f} needed): the view was not changed; use a "
+                            "larger photo or crop closer to the person")
+        if turn:
             progress(Progress(0.6, "turning the head"))
             image, alpha, shading, landmarks, view_info = self._repose(request, source, analysis, ctx, rgb, alpha,
                                                                        cancel)

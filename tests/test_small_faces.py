@@ -1,0 +1,88 @@
+"""Faces small in their frame: a wide banner, a full-length portrait, a face too small to turn.
+
+The whole-image face look shrinks the photo to its detector's input, so these faces were never found
+(the photo was relit with the rough "no face" geometry), and the person segmenter squeezed a banner
+six times over into its square input (the matte was garbage).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.core.request import EditRequest
+from icportrait_studio.core.view import ViewPose
+from icportrait_studio.geometry.analysis import analyze
+from icportrait_studio.pipeline.base import SourceImage
+from icportrait_studio.pipeline.physical import PhysicalBackend
+
+GREY = np.float32(0.25)
+
+
+def _pasted(sample_rgb: np.ndarray, canvas: tuple[int, int], side: int, at: tuple[int, int]) -> np.ndarray:
+    """The sample scaled to ``side`` pixels and pasted at ``at`` (x, y) into a grey canvas (w, h)."""
+    w, h = canvas
+    out = np.full((h, w, 3), GREY, np.float32)
+    x, y = at
+    out[y:y + side, x:x + side] = cv2.resize(sample_rgb, (side, side), interpolation=cv2.INTER_AREA)
+    return out
+
+
+@pytest.fixture(scope="module")
+def banner(sample_rgb):
+    return _pasted(sample_rgb, (3000, 512), 512, (1200, 0))
+
+
+@pytest.mark.slow
+def test_face_in_a_wide_banner_is_found_at_a_usable_size(banner, sample_analysis) -> None:
+    a = analyze(banner)
+    assert a.has_face
+    assert a.detail > 1.0  # the working size grew for the small face
+    x = a.landmarks[:, 0]
+    assert x.min() > 1200 and x.max() < 1712
+    # the same landmarks as in the sample on its own, moved by the paste (to a few pixels)
+    moved = sample_analysis.landmarks[:, :2] + np.float32([1200, 0])
+    assert float(np.median(np.linalg.norm(a.landmarks[:, :2] - moved, axis=1))) < 4.0
+
+
+@pytest.mark.slow
+def test_a_wide_banner_is_segmented_in_square_windows(banner) -> None:
+    """Squeezed into the segmenter's square input the person was unrecognisable: the matte covered the
+    lower half of the whole banner, person or not."""
+    a = analyze(banner)
+    m = cv2.resize(a.matte, (3000, 512), interpolation=cv2.INTER_LINEAR)
+    face = a.landmarks.astype(int)
+    assert float(np.mean(m[face[:, 1].clip(0, 511), face[:, 0].clip(0, 2999)])) > 0.9
+    assert float(m[:, :1000].mean()) < 0.05 and float(m[:, 1900:].mean()) < 0.05  # plain grey either side
+
+
+@pytest.mark.slow
+def test_full_length_portrait_is_found_and_turned(sample_rgb) -> None:
+    tall = _pasted(sample_rgb, (2000, 3000), 600, (700, 400))
+    backend = PhysicalBackend(identity_check=False)
+    source = SourceImage("tall", tall)
+    a = backend.analysis(source)
+    assert a.has_face and a.face_width >= 40
+    res = backend.run(EditRequest("tall", LightRig(lights=(Light(azimuth=-60, elevation=20),)),
+                                  view=ViewPose(20), quality="preview"), source)
+    assert not any("too small" in w for w in res.info["warnings"])
+    assert res.info.get("view") is not None
+
+
+def test_a_face_too_small_to_turn_is_left_with_a_clear_message(sample_rgb) -> None:
+    small = cv2.resize(sample_rgb, (64, 64), interpolation=cv2.INTER_AREA)
+    backend = PhysicalBackend(identity_check=False)
+    source = SourceImage("small", small)
+    rig = LightRig(lights=(Light(azimuth=40, elevation=10),))
+    turned = backend.run(EditRequest("small", rig, view=ViewPose(25)), source)
+    assert any("too small to turn" in w for w in turned.info["warnings"])
+    still = backend.run(EditRequest("small", rig), source)
+    np.testing.assert_array_equal(turned.image, still.image)  # relit, not turned
+
+
+def test_a_usual_portrait_keeps_the_default_working_size(sample_rgb) -> None:
+    big = cv2.resize(sample_rgb, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    a = analyze(big)
+    assert a.geo_size == (512, 512) and a.detail == 1.0
