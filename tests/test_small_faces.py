@@ -86,3 +86,15 @@ def test_a_usual_portrait_keeps_the_default_working_size(sample_rgb) -> None:
     big = cv2.resize(sample_rgb, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     a = analyze(big)
     assert a.geo_size == (512, 512) and a.detail == 1.0
+
+
+def test_the_app_analyses_the_full_photo_and_previews_a_small_copy() -> None:
+    """The app used to analyse a 768 px copy: a full-length portrait's face there is ~28 px, too small
+    to turn. The analysis now gets the photo itself; previews still relight a ≤512 px copy."""
+    from icportrait_studio.core.request import PREVIEW_MAX_SIDE
+    from icportrait_studio.ui.work import make_proxies
+
+    photo = np.zeros((3000, 2000, 3), np.float32)
+    proxies = make_proxies(photo, None)
+    assert proxies.analysis is None
+    assert proxies.preview is not None and max(proxies.preview[0].shape[:2]) == PREVIEW_MAX_SIDE

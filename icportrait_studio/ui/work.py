@@ -90,9 +90,9 @@ class AnalysisOutcome:
 class Proxies:
     """Smaller copies of the photo, made once on opening so no render has to shrink 12 MP again.
 
-    ``analysis``: what the face analysis runs on (the detector works at 768 px whatever the photo's
-    size, so a 768 px copy gives the same mesh); ``preview``: what interactive renders relight, at the
-    preview size. (rgb, alpha) pairs; None when the photo itself is no bigger.
+    ``analysis``: what the face analysis runs on, None for the photo itself (the app's proxies leave it
+    None: a face small in its frame needs the full resolution); ``preview``: what interactive renders
+    relight, at the preview size. (rgb, alpha) pairs; None when the photo itself is no bigger.
     """
 
     analysis: tuple[np.ndarray, np.ndarray | None] | None = None
@@ -105,7 +105,9 @@ class OpenOutcome:
     proxies: Proxies
 
 
-ANALYSIS_SIDE = 768  # = geometry.analysis.DETECT_SIDE
+
+
+PREVIEW_STEP_SIDE = 768
 
 
 def open_work(path: str) -> WorkFn:
@@ -137,9 +139,11 @@ def _shrink(rgb: np.ndarray, alpha: np.ndarray | None, side: int) -> tuple[np.nd
 def make_proxies(rgb: np.ndarray, alpha: np.ndarray | None) -> Proxies:
     from icportrait_studio.core.request import PREVIEW_MAX_SIDE
 
-    analysis = _shrink(rgb, alpha, ANALYSIS_SIDE)
-    src_rgb, src_alpha = analysis if analysis is not None else (rgb, alpha)
-    return Proxies(analysis, _shrink(src_rgb, src_alpha, PREVIEW_MAX_SIDE))
+    # no analysis proxy: a face small in its frame needs the full resolution (a full-length portrait's
+    # face in a 768 px copy is too small to turn); the preview is made through a 768 px step (one pass
+    # over the full photo at area quality, then a cheap one)
+    mid = _shrink(rgb, alpha, PREVIEW_STEP_SIDE)
+    return Proxies(None, _shrink(*(mid or (rgb, alpha)), PREVIEW_MAX_SIDE))
 
 
 def project_work(path: str) -> WorkFn:
