@@ -21,6 +21,7 @@ SCALES = (1.0, 0.5, 0.25)  # window sides, as fractions of the photo's short sid
 CROP_MARGIN = 2.2  # the mesh sees the face box grown this many times (the mesh wants the whole head)
 MESH_PX = 384  # ... at this size
 MAX_WINDOWS = 120  # beyond this (a panorama at the smallest scale) the search stops
+MIN_WINDOW = 320  # photo pixels: a face found in a smaller window would be too small to use anyway
 
 
 def _windows(w: int, h: int, side: int) -> list[tuple[int, int, int, int]]:
@@ -90,7 +91,7 @@ def search_small_faces(rgb_linear: np.ndarray) -> list[facemesh.DetectedFace]:
     short = min(h, w)
     for scale in SCALES:
         side = round(short * scale)
-        if side < 48:
+        if side < MIN_WINDOW and scale < 1.0:
             break
         faces = [f for f in (_mesh_in_box(rgb_linear, b) for b in _boxes_at(rgb_linear, side)) if f is not None]
         if faces:
