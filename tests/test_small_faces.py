@@ -69,6 +69,13 @@ def test_full_length_portrait_is_found_and_turned(sample_rgb) -> None:
                                   view=ViewPose(20), quality="preview"), source)
     assert not any("too small" in w for w in res.info["warnings"])
     assert res.info.get("view") is not None
+    # the shading grows with the working size, but a preview's never beyond the preview it renders
+    from icportrait_studio.pipeline.physical import SHADING_SIDE
+
+    full_ctx = backend.context(source, a, SHADING_SIDE["full"])
+    preview_ctx = backend.context(source, a, SHADING_SIDE["preview"], 512)
+    assert max(full_ctx.size) > 2 * SHADING_SIDE["full"]
+    assert max(preview_ctx.size) <= 512
 
 
 def test_a_face_too_small_to_turn_is_left_with_a_clear_message(sample_rgb) -> None:

@@ -64,17 +64,21 @@ def _resize(a: np.ndarray, size: tuple[int, int], interp=cv2.INTER_AREA) -> np.n
     return cv2.resize(a, size, interpolation=interp)
 
 
-def shading_size(analysis: FaceAnalysis, side: int) -> tuple[int, int]:
+def shading_size(analysis: FaceAnalysis, side: int, limit: int | None = None) -> tuple[int, int]:
     """The shading maps' size for a nominal long ``side``, scaled by the analysis' ``detail`` (a face small
-    in its frame keeps about as many shading pixels across it as a portrait's)."""
+    in its frame keeps about as many shading pixels across it as a portrait's), at most ``limit`` pixels
+    long (the size a preview is rendered at: finer shading than the render would only cost time)."""
     gw, gh = analysis.geo_size
-    s = min(1.0, side * analysis.detail / max(gw, gh))
+    long_side = side * analysis.detail if limit is None else min(side * analysis.detail, max(side, limit))
+    s = min(1.0, long_side / max(gw, gh))
     return max(8, round(gw * s)), max(8, round(gh * s))
 
 
-def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320) -> RelightContext:
-    """Estimate the photo's light and everything else the rig does not change."""
-    size = shading_size(analysis, side)
+def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, limit: int | None = None
+            ) -> RelightContext:
+    """Estimate the photo's light and everything else the rig does not change (``side``, ``limit``: see
+    ``shading_size``)."""
+    size = shading_size(analysis, side, limit)
     s = size[0] / analysis.geo_size[0]
     normals = _resize(analysis.normals, size)
     normals[..., :2] *= np.float32(NORMAL_RELIEF)

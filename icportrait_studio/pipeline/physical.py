@@ -116,8 +116,9 @@ class PhysicalBackend:
             self._put(self._analyses, source.image_id, result, CACHE_IMAGES)
         return result
 
-    def context(self, source: SourceImage, analysis: FaceAnalysis, side: int) -> RelightContext:
-        key = (source.image_id, side, analysis.image_size)
+    def context(self, source: SourceImage, analysis: FaceAnalysis, side: int, limit: int | None = None
+                ) -> RelightContext:
+        key = (source.image_id, side, limit, analysis.image_size)
         with self._lock:
             ctx = self._contexts.get(key)
             if ctx is not None:
@@ -125,7 +126,8 @@ class PhysicalBackend:
                 return ctx
         # prepare() works at a few hundred pixels: hand it a ≤1024 px copy, not a 16 MP photo (more where a
         # small face raised the working sizes)
-        ctx = prepare(self._sized(source, round(PREPARE_MAX_SIDE * analysis.detail))[0], analysis, side=side)
+        ctx = prepare(self._sized(source, round(PREPARE_MAX_SIDE * analysis.detail))[0], analysis, side=side,
+                      limit=limit)
         with self._lock:
             self._put(self._contexts, key, ctx, CACHE_IMAGES * 2)
         return ctx
@@ -139,7 +141,9 @@ class PhysicalBackend:
                 self._views.move_to_end(key)
                 return hit
         side = VIEW_SIDE[quality]
-        geom = warp_geometry(analysis, None if side is None else round(side * analysis.detail), rgb=rgb)
+        if side is not None:  # grown for a small face, but never finer than the image it renders
+            side = min(round(side * analysis.detail), max(side, *rgb.shape[:2]))
+        geom = warp_geometry(analysis, side, rgb=rgb)
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
@@ -257,7 +261,7 @@ class PhysicalBackend:
         cancel.raise_if_cancelled()
         progress(Progress(0.4, "estimating light"))
         t1 = time.perf_counter()
-        ctx = self.context(source, analysis, SHADING_SIDE[request.quality])
+        ctx = self.context(source, analysis, SHADING_SIDE[request.quality], request.max_side)
         cancel.raise_if_cancelled()
         rgb, alpha = self._sized(source, request.max_side)
         warnings = list(analysis.warnings)
