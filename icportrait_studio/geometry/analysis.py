@@ -237,11 +237,18 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         depth_f = ras.depth
         normals_f = ras.normals
         if holes.any():
+            # in the face's box (the openings are inside it; a small face's working frame is mostly not face)
             fw = float(np.ptp(lm_geo[:, 0]))
-            depth_f = np.where(ras.mask, ras.depth, fill_openings(ras.depth, ras.mask, holes & ~ras.mask))
-            fill_n = normalized_blur(ras.normals, mesh, 0.03 * fw + 1)
-            normals_f = np.where(holes[..., None], fill_n, ras.normals)
-            normals_f /= np.linalg.norm(normals_f, axis=2, keepdims=True) + 1e-8
+            sigma = 0.03 * fw + 1
+            ys, xs = np.nonzero(face)
+            m = int(np.ceil(4 * sigma)) + 2
+            box = (slice(max(0, ys.min() - m), ys.max() + m + 1), slice(max(0, xs.min() - m), xs.max() + m + 1))
+            depth_f, normals_f = ras.depth.copy(), ras.normals.copy()
+            depth_f[box] = np.where(ras.mask[box], ras.depth[box],
+                                    fill_openings(ras.depth[box], ras.mask[box], (holes & ~ras.mask)[box]))
+            fill_n = normalized_blur(ras.normals[box], mesh[box], sigma)
+            nb = np.where(holes[box][..., None], fill_n, ras.normals[box])
+            normals_f[box] = nb / (np.linalg.norm(nb, axis=2, keepdims=True) + 1e-8)
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
         features = _region_masks(lm_geo, (gh, gw), face_width)

@@ -107,9 +107,38 @@ def inflate(person: np.ndarray, radius: float) -> np.ndarray:
     return np.sqrt(np.maximum(2.0 * radius * d - d * d, 0.0))
 
 
+BOX_MARGIN = 1.5  # face widths around the person: more than every blur below reaches
+
+
 def complete_surface(person: np.ndarray, face: np.ndarray, face_depth: np.ndarray, face_normals: np.ndarray,
                      face_width: float) -> SurfaceMaps:
-    """Merge mesh geometry (``face``) with an inflated surface for the rest of ``person``."""
+    """Merge mesh geometry (``face``) with an inflated surface for the rest of ``person``.
+
+    Worked out in the person's box (with a margin wider than any blur here): outside it the surface is the
+    flat backdrop anyway, and a full-length portrait's person covers a few percent of a working frame that
+    a small face made large (its completion 0.43 s over the whole frame).
+    """
+    everyone = person | face
+    h, w = everyone.shape
+    if not everyone.any():
+        return _complete(everyone, face, face_depth, face_normals, face_width)
+    ys, xs = np.nonzero(everyone)
+    m = int(np.ceil(BOX_MARGIN * face_width)) + 4
+    y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
+    if (y1 - y0) * (x1 - x0) > 0.6 * h * w:
+        return _complete(everyone, face, face_depth, face_normals, face_width)
+    box = (slice(y0, y1), slice(x0, x1))
+    inner = _complete(everyone[box], face[box], face_depth[box], face_normals[box], face_width)
+    floor = float(inner.depth[inner.person].min())
+    depth = np.full((h, w), floor - 0.25 * face_width, np.float32)
+    normals = np.zeros((h, w, 3), np.float32)
+    normals[..., 2] = 1.0
+    depth[box], normals[box] = inner.depth, inner.normals
+    return SurfaceMaps(depth=depth, normals=normals, person=everyone)
+
+
+def _complete(person: np.ndarray, face: np.ndarray, face_depth: np.ndarray, face_normals: np.ndarray,
+              face_width: float) -> SurfaceMaps:
     person = person | face
     radius = max(4.0, 0.5 * face_width)
     h_inf = inflate(person, radius)
