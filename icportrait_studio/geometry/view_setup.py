@@ -77,8 +77,30 @@ def feature_mask(landmarks: np.ndarray, shape: tuple[int, int], scale: float, fa
     return np.clip(soft * 2.0, 0.0, 1.0).astype(np.float32)
 
 
+REFINE_MARGIN = 2.0  # face widths of context around the region a matte is refined in
+
+
 def refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, face_width: float,
                  region: np.ndarray | None = None) -> np.ndarray:
+    """``_refine_matte`` over ``region``'s box with a margin of context when that box is a small part of
+    the frame (a full-length portrait: the head is a few percent of it; 1.0 → 0.1 s); the whole frame
+    otherwise (a usual portrait: the same matte as ever)."""
+    if region is not None and region.any():
+        h, w = matte.shape
+        ys, xs = np.nonzero(region)
+        m = int(np.ceil(REFINE_MARGIN * face_width)) + 4
+        y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
+        if (y1 - y0) * (x1 - x0) < 0.6 * h * w:
+            box = (slice(y0, y1), slice(x0, x1))
+            out = matte.astype(np.float32, copy=True)
+            out[box] = _refine_matte(np.ascontiguousarray(rgb8[box]), matte[box], None if face is None else face[box],
+                                     face_width, region[box])
+            return out
+    return _refine_matte(rgb8, matte, face, face_width, region)
+
+
+def _refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, face_width: float,
+                  region: np.ndarray | None = None) -> np.ndarray:
     """Snap the segmentation's soft, blobby edge to the photo's colours.
 
     The selfie segmenter's matte is smooth and often swallows background next to the neck and hair;
