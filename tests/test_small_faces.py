@@ -105,3 +105,25 @@ def test_the_app_analyses_the_full_photo_and_previews_a_small_copy() -> None:
     proxies = make_proxies(photo, None)
     assert proxies.analysis is None
     assert proxies.preview is not None and max(proxies.preview[0].shape[:2]) == PREVIEW_MAX_SIDE
+
+
+def test_the_search_only_looks_where_the_person_is(monkeypatch) -> None:
+    """A face is on a person: windows the person's matte does not reach are not shown to the detector
+    (a banner with a person at one end is searched in a few windows, not all of them)."""
+    from icportrait_studio.geometry import face_search, facemesh
+
+    seen: list[tuple[int, int]] = []
+
+    def fake_boxes(rgb8: np.ndarray) -> list:
+        seen.append(rgb8.shape[:2])
+        return []
+
+    monkeypatch.setattr(facemesh, "detect_face_boxes", fake_boxes)
+    photo = np.full((500, 3000, 3), 0.3, np.float32)
+    person = np.zeros((50, 300), bool)
+    person[10:50, 10:40] = True  # at the left end (a mask at a tenth of the photo's size)
+    assert face_search.search_small_faces(photo, person=person) == []
+    searched_with_person = len(seen)
+    seen.clear()
+    face_search.search_small_faces(photo)
+    assert 0 < searched_with_person < len(seen) / 3

@@ -197,7 +197,8 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         faces, padded = facemesh.detect_with_padding(det8, matte=matte)
         if not faces and float(matte.max()) > 0.5:
             # a person but no face: one too small for the whole-image look (a full-length portrait, a banner)
-            faces = [facemesh.DetectedFace(f.landmarks * np.float32(det_scale)) for f in search_small_faces(rgb_linear)]
+            found = search_small_faces(rgb_linear, person=matte > 0.5)
+            faces = [facemesh.DetectedFace(f.landmarks * np.float32(det_scale)) for f in found]
     if faces and geo_side == GEO_SIDE:  # a face small in its frame: a larger working size (see the module doc)
         grown = _geo_side_for_face(faces[0], det_scale, (w, h), max(gw, gh))
         if grown > max(gw, gh):

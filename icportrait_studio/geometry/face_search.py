@@ -22,6 +22,7 @@ CROP_MARGIN = 2.2  # the mesh sees the face box grown this many times (the mesh 
 MESH_PX = 384  # ... at this size
 MAX_WINDOWS = 120  # beyond this (a panorama at the smallest scale) the search stops
 MIN_WINDOW = 320  # photo pixels: a face found in a smaller window would be too small to use anyway
+MIN_PERSON_PIXELS = 16  # of the person mask: windows it does not reach are not searched (a face is on a person)
 
 
 def _windows(w: int, h: int, side: int) -> list[tuple[int, int, int, int]]:
@@ -42,10 +43,30 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _boxes_at(rgb_linear: np.ndarray, side: int) -> list[tuple[float, float, float, float, float]]:
+def _person_count(person: np.ndarray | None, shape: tuple[int, int]):
+    """A function (x0, y0, x1, y1) in photo pixels -> how many pixels of the person mask (any size) fall in
+    that window (through the mask's integral image); None without a mask."""
+    if person is None or not person.any():
+        return None
+    ph, pw = person.shape
+    h, w = shape
+    integral = cv2.integral(person.astype(np.uint8))
+    sx, sy = pw / w, ph / h
+
+    def count(x0: int, y0: int, x1: int, y1: int) -> int:
+        a0, b0 = int(x0 * sx), int(y0 * sy)
+        a1, b1 = max(a0 + 1, int(np.ceil(x1 * sx))), max(b0 + 1, int(np.ceil(y1 * sy)))
+        a1, b1 = min(a1, pw), min(b1, ph)
+        return int(integral[b1, a1] - integral[b0, a1] - integral[b1, a0] + integral[b0, a0])
+    return count
+
+
+def _boxes_at(rgb_linear: np.ndarray, side: int, person: np.ndarray | None = None
+              ) -> list[tuple[float, float, float, float, float]]:
     h, w = rgb_linear.shape[:2]
     found: list[tuple[float, float, float, float, float]] = []
-    wins = _windows(w, h, side)
+    count = _person_count(person, (h, w))
+    wins = [b for b in _windows(w, h, side) if count is None or count(*b) >= MIN_PERSON_PIXELS]
     if len(wins) > MAX_WINDOWS:
         return found
     for x0, y0, x1, y1 in wins:
@@ -84,16 +105,17 @@ def _mesh_in_box(rgb_linear: np.ndarray, box: tuple[float, float, float, float, 
     return facemesh.DetectedFace(lm)
 
 
-def search_small_faces(rgb_linear: np.ndarray) -> list[facemesh.DetectedFace]:
+def search_small_faces(rgb_linear: np.ndarray, person: np.ndarray | None = None) -> list[facemesh.DetectedFace]:
     """Faces in a linear-RGB photo (full resolution) too small for the ordinary detection, largest first;
-    landmarks in the photo's pixels."""
+    landmarks in the photo's pixels. With the ``person`` mask (any size) only windows on the person are
+    searched."""
     h, w = rgb_linear.shape[:2]
     short = min(h, w)
     for scale in SCALES:
         side = round(short * scale)
         if side < MIN_WINDOW and scale < 1.0:
             break
-        faces = [f for f in (_mesh_in_box(rgb_linear, b) for b in _boxes_at(rgb_linear, side)) if f is not None]
+        faces = [f for f in (_mesh_in_box(rgb_linear, b) for b in _boxes_at(rgb_linear, side, person)) if f is not None]
         if faces:
             faces.sort(key=lambda f: f.area, reverse=True)
             return faces
