@@ -2,10 +2,11 @@
 
 The face mesh looks for faces in the whole image shrunk to its detector's 128² input, so a face
 narrower than about a tenth of the photo's short side is never found and the photo was relit with the
-rough "no face" geometry. When the ordinary detection finds nothing, square windows of the photo are
-searched at a few scales (largest first, stopping at the first scale that finds a face), each
-window's faces are cropped from the full-resolution photo and meshed there, and the landmarks are
-mapped back. It costs tens to hundreds of milliseconds, and only runs when the quick look failed.
+rough "no face" geometry. When the ordinary detection finds nothing (and the segmenter finds a person),
+square windows of the photo that the person reaches are shown to mediapipe's full-range face detector
+at a few scales (largest first, stopping at the first scale that finds a face); each face is cropped
+from the full-resolution photo and meshed there, and the landmarks are mapped back. It costs tens to
+hundreds of milliseconds, and only runs when the quick look failed.
 """
 
 from __future__ import annotations
