@@ -135,6 +135,7 @@ def detect_faces(rgb8: np.ndarray) -> list[DetectedFace]:
 
 
 MAX_SEGMENT_ASPECT = 1.8  # wider (or taller) images are segmented in square windows
+MAX_SEGMENT_WINDOWS = 48
 
 
 def _segment(rgb8: np.ndarray) -> np.ndarray:
@@ -155,8 +156,8 @@ def segment_person(rgb8: np.ndarray) -> np.ndarray:
     largest value any window gives it.
     """
     h, w = rgb8.shape[:2]
-    if max(h, w) <= MAX_SEGMENT_ASPECT * min(h, w):
-        return _segment(rgb8)
+    if max(h, w) <= MAX_SEGMENT_ASPECT * min(h, w) or max(h, w) > MAX_SEGMENT_WINDOWS / 2 * min(h, w):
+        return _segment(rgb8)  # square enough; or a strip so thin that no window would show a person
     side = min(h, w)
     length = max(h, w)
     n = int(np.ceil((length - side) / (side / 2))) + 1
