@@ -132,6 +132,18 @@ def test_huge_image_is_refused_cleanly(tmp_path: Path) -> None:
     assert "limit" in _clean_stderr(r.stderr)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (5, 3)])
+def test_a_tiny_image_is_refused_with_a_clear_message(tmp_path: Path, size: tuple[int, int], capsys) -> None:
+    """A 1×1 image used to end in "internal error: ValueError: Shape of array too small to calculate a
+    numerical gradient"."""
+    src = tmp_path / "tiny.png"
+    Image.new("RGB", size, (120, 110, 100)).save(src)
+    assert main(["relight", str(src), "-o", str(tmp_path / "o.png"), "--light", "azimuth=10", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"only {size[0]}×{size[1]} pixels" in err and "internal error" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["--light", "azimuth=lots"], "must be a number"),
     (["--preset", "disco"], "unknown preset"),

@@ -127,3 +127,14 @@ def test_the_search_only_looks_where_the_person_is(monkeypatch) -> None:
     seen.clear()
     face_search.search_small_faces(photo)
     assert 0 < searched_with_person < len(seen) / 3
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (40, 600), (333, 777)])
+def test_a_view_change_of_a_photo_without_a_face_is_a_relight_with_a_message(shape) -> None:
+    """(A regression of this session's guard for small faces: a photo without a face raised instead.)"""
+    img = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    res = PhysicalBackend(identity_check=False).run(
+        EditRequest("noface", LightRig(lights=(Light(azimuth=30, elevation=10),)), view=ViewPose(20)),
+        SourceImage("noface", img))
+    assert res.image.shape == img.shape
+    assert any("the view was not changed" in w for w in res.info["warnings"])

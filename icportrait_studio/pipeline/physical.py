@@ -28,6 +28,7 @@ import numpy as np
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.core.request import EditRequest
 from icportrait_studio.core.view import ViewPose
+from icportrait_studio.errors import InputError
 from icportrait_studio.geometry.analysis import FaceAnalysis, analyze
 from icportrait_studio.geometry.camera import rotate_rig, rotation
 from icportrait_studio.geometry.view_layers import (
@@ -47,6 +48,7 @@ from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressF
 SHADING_SIDE = {"preview": 192, "full": 320}
 VIEW_SIDE = {"preview": 256, "full": None}  # warp working size (None: the analysis' geometry size)
 PREPARE_MAX_SIDE = 1024
+MIN_IMAGE_SIDE = 8  # pixels: smaller images have nothing to relight (a 1-pixel one broke the geometry)
 VIEW_FACE_MIN = 40.0  # working pixels across the face below which a turn is refused (it would be a smear)
 CACHE_IMAGES = 4
 
@@ -251,6 +253,10 @@ class PhysicalBackend:
     def run(self, request: EditRequest, source: SourceImage, progress: ProgressFn = no_progress,
             cancel: CancelToken | None = None) -> Result:
         cancel = cancel or CancelToken()
+        h, w = source.rgb.shape[:2]
+        if min(h, w) < MIN_IMAGE_SIDE:
+            raise InputError(f"the image is only {w}×{h} pixels: at least {MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} are "
+                             "needed to relight it")
         if request.quality == "full" and self.identity_check:
             from icportrait_studio.identity import preload
 
@@ -269,6 +275,7 @@ class PhysicalBackend:
         landmarks = analysis.landmarks
         turn = not request.view.is_identity
         if turn and analysis.landmarks is None:
+            turn = False
             warnings.append("no face found: the view was not changed")
         elif turn and analysis.face_width < VIEW_FACE_MIN:
             turn = False
