@@ -138,3 +138,18 @@ def test_a_view_change_of_a_photo_without_a_face_is_a_relight_with_a_message(sha
         SourceImage("noface", img))
     assert res.image.shape == img.shape
     assert any("the view was not changed" in w for w in res.info["warnings"])
+
+
+def test_synth_skips_a_face_too_small_to_turn(tmp_path, sample_rgb) -> None:
+    """The dataset's flow comes from the warp while its target comes from the backend, which relights a
+    face too small to turn without turning it: such a pair would lie, so the photo is skipped."""
+    from icportrait_studio.errors import InputError
+    from icportrait_studio.imaging.io import save_image
+    from icportrait_studio.synth.dataset import SynthConfig, synthesize
+
+    photo = tmp_path / "small.png"
+    save_image(photo, cv2.resize(sample_rgb, (64, 64), interpolation=cv2.INTER_AREA))
+    logged: list[str] = []
+    with pytest.raises(InputError, match="no samples"):
+        synthesize([photo], tmp_path / "ds", SynthConfig(yaws=(20.0,), pitches=(0.0,)), log=logged.append)
+    assert any("too small to turn" in line for line in logged)

@@ -138,7 +138,7 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
     from icportrait_studio.geometry.view_warp import backward_warp, forward_flow
     from icportrait_studio.imaging.io import load_image
     from icportrait_studio.pipeline.base import SourceImage
-    from icportrait_studio.pipeline.physical import PhysicalBackend
+    from icportrait_studio.pipeline.physical import VIEW_FACE_MIN, PhysicalBackend
 
     config = config or SynthConfig()
     rigs = config.resolved_rigs()
@@ -163,6 +163,9 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
         analysis = backend.analysis(source)
         if analysis.landmarks is None:
             log(f"{photo}: no face found, skipped")
+            continue
+        if analysis.face_width < VIEW_FACE_MIN:  # the backend would relight it unturned: a pair that lies
+            log(f"{photo}: the face is too small to turn (about {analysis.face_width:.0f} px), skipped")
             continue
         size = (rgb.shape[1], rgb.shape[0])
         ref_rel = f"{stem}/reference.png"
