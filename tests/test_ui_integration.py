@@ -322,3 +322,21 @@ def test_png_export_of_a_turned_head_carries_its_landmarks(window: MainWindow, q
     window.export_image(str(tmp_path / "blend.png"), 8)
     qtbot.waitUntil(lambda: (tmp_path / "blend.png").exists() and window.jobs_idle(), timeout=WAIT_MS)
     assert load_image(tmp_path / "blend.png").landmarks is None
+
+
+def test_a_view_the_backend_could_not_make_is_said_in_the_status_bar(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A face too small to turn is relit unturned; the note used to reach only the Properties panel, so
+    the view sphere said 20° and nothing said why the head had not moved."""
+    open_sample(window, qtbot)
+    doc = window.doc
+    img = doc.relit_layer.pixels
+    note = "the face is too small to turn (about 28 pixels across where its geometry is built, 40 needed)"
+    req = EditRequest(doc.id, doc.rig, doc.view, doc.backend, quality="full")
+    info = {"identity_distance": 0.01, "analysis": {"warnings": []}, "warnings": [note]}
+    window.renderer._apply(RenderOutcome(req, img, np.zeros((*img.shape[:2], 4), np.uint8), None, info), force=True)
+    assert window.statusBar().currentMessage() == f"Note: {note}"
+    # a note the analysis already gave (shown when it finished) is not repeated on every render
+    window.statusBar().clearMessage()
+    info = {"identity_distance": 0.01, "analysis": {"warnings": ["2 faces found"]}, "warnings": ["2 faces found"]}
+    window.renderer._apply(RenderOutcome(req, img, np.zeros((*img.shape[:2], 4), np.uint8), None, info), force=True)
+    assert "2 faces found" not in window.statusBar().currentMessage()

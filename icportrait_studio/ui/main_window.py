@@ -365,6 +365,12 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
     def _show_render_info(self, info: dict, quality: str) -> None:
         self.props_panel.set_render_info(info, quality)
         self.ext.identity.show_info(info)
+        # what this render could not do (a face too small to turn): the analysis' own notes were shown
+        # when it finished; a view that was asked for and not made must not pass silently
+        known = set((info.get("analysis") or {}).get("warnings") or [])
+        for w in info.get("warnings") or []:
+            if w not in known:
+                self.statusBar().showMessage(f"Note: {w}", 12000)
         src = info.get("source_light") or {}
         # direction only: from skin alone the key's colour is known only relative to the fill's, so
         # adopting it as an absolute light colour would tint the rig (it stays in the report)
