@@ -279,9 +279,8 @@ class PhysicalBackend:
             warnings.append("no face found: the view was not changed")
         elif turn and analysis.face_width < VIEW_FACE_MIN:
             turn = False
-            warnings.append(f"the face is too small to turn (about {analysis.face_width:.0f} pixels across where "
-                            f"its geometry is built, {VIEW_FACE_MIN:.0f} needed): the view was not changed; use a "
-                            "larger photo or crop closer to the person")
+            warnings.append(f"the face is too small to turn ({analysis.face_width:.0f} px across, "
+                            f"{VIEW_FACE_MIN:.0f} needed): the view was not changed; crop closer or use a larger photo")
         if turn:
             progress(Progress(0.6, "turning the head"))
             image, alpha, shading, landmarks, view_info = self._repose(request, source, analysis, ctx, rgb, alpha,
