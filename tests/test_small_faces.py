@@ -153,3 +153,17 @@ def test_synth_skips_a_face_too_small_to_turn(tmp_path, sample_rgb) -> None:
     with pytest.raises(InputError, match="no samples"):
         synthesize([photo], tmp_path / "ds", SynthConfig(yaws=(20.0,), pitches=(0.0,)), log=logged.append)
     assert any("too small to turn" in line for line in logged)
+
+
+@pytest.mark.slow
+def test_a_group_of_small_faces_is_all_found_and_the_largest_relit(sample_rgb) -> None:
+    """The search stopped at the first scale that found a face: in a group only one of three small faces
+    was found (the others went unreported). One finer scale is now searched too."""
+    group = np.full((1200, 3200, 3), GREY, np.float32)
+    for i, side in enumerate((300, 360, 260)):
+        group[400:400 + side, 300 + i * 1000:300 + i * 1000 + side] = cv2.resize(sample_rgb, (side, side),
+                                                                                 interpolation=cv2.INTER_AREA)
+    a = analyze(group)
+    assert a.faces_found == 3 and len(a.other_faces) == 2
+    assert 1300 < float(a.landmarks[:, 0].mean()) < 1660  # the middle, largest one
+    assert any("3 faces found" in w for w in a.warnings)

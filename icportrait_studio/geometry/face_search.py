@@ -4,7 +4,7 @@ The face mesh looks for faces in the whole image shrunk to its detector's 128² 
 narrower than about a tenth of the photo's short side is never found and the photo was relit with the
 rough "no face" geometry. When the ordinary detection finds nothing (and the segmenter finds a person),
 square windows of the photo that the person reaches are shown to mediapipe's full-range face detector
-at a few scales (largest first, stopping at the first scale that finds a face); each face is cropped
+at a few scales (largest first, stopping one scale after the first that finds a face); each face is cropped
 from the full-resolution photo and meshed there, and the landmarks are mapped back. It costs tens to
 hundreds of milliseconds, and only runs when the quick look failed.
 """
@@ -112,12 +112,21 @@ def search_small_faces(rgb_linear: np.ndarray, person: np.ndarray | None = None)
     searched."""
     h, w = rgb_linear.shape[:2]
     short = min(h, w)
+    faces: list[facemesh.DetectedFace] = []
+    extra = 0  # after the first scale that finds a face, one finer scale more: a group's smaller faces
     for scale in SCALES:
         side = round(short * scale)
         if side < MIN_WINDOW and scale < 1.0:
             break
-        faces = [f for f in (_mesh_in_box(rgb_linear, b) for b in _boxes_at(rgb_linear, side, person)) if f is not None]
+        for box in _boxes_at(rgb_linear, side, person):
+            if any(_iou(box, f.bbox) > 0.3 for f in faces):
+                continue  # already meshed at a coarser scale
+            face = _mesh_in_box(rgb_linear, box)
+            if face is not None and all(_iou(face.bbox, f.bbox) < 0.3 for f in faces):
+                faces.append(face)
         if faces:
-            faces.sort(key=lambda f: f.area, reverse=True)
-            return faces
-    return []
+            extra += 1
+            if extra > 1:
+                break
+    faces.sort(key=lambda f: f.area, reverse=True)
+    return faces
