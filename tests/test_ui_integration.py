@@ -330,7 +330,7 @@ def test_a_view_the_backend_could_not_make_is_said_in_the_status_bar(window: Mai
     open_sample(window, qtbot)
     doc = window.doc
     img = doc.relit_layer.pixels
-    note = "the face is too small to turn (28 px across, 40 needed): the view was not changed"
+    note = "the face is too small to turn (28 px across, 40 needed; crop closer): the view was not changed"
     req = EditRequest(doc.id, doc.rig, doc.view, doc.backend, quality="full")
     info = {"identity_distance": 0.01, "analysis": {"warnings": []}, "warnings": [note]}
     window.renderer._apply(RenderOutcome(req, img, np.zeros((*img.shape[:2], 4), np.uint8), None, info), force=True)

@@ -134,8 +134,6 @@ def _smooth_into(img: np.ndarray, deep: np.ndarray, grain_sigma: float = 0.0,
 
 
 SEAM_SIGMA = 0.8  # working pixels: the blur laid over the seam between seen and synthesised content
-
-
 SEAM_JUMP = 4.0  # source pixels: neighbours this far apart in the photo meet at an occlusion edge
 
 

@@ -53,6 +53,18 @@ VIEW_FACE_MIN = 40.0  # working pixels across the face below which a turn is ref
 CACHE_IMAGES = 4
 
 
+def why_not_turnable(analysis: FaceAnalysis) -> str | None:
+    """Why the head in ``analysis`` cannot be turned (no face; a face too small to turn without a smear),
+    or None when it can. The one place that decides it: the backend relights such a photo unturned, and
+    ``icportrait synth`` skips it (its flow would say "turned" under an unturned target)."""
+    if analysis.landmarks is None:
+        return "no face found"
+    if analysis.face_width < VIEW_FACE_MIN:
+        return (f"the face is too small to turn ({analysis.face_width:.0f} px across, {VIEW_FACE_MIN:.0f} "
+                "needed; crop closer or use a larger photo)")
+    return None
+
+
 @dataclass
 class ViewContext:
     """What re-posing one photo at one quality needs, whatever the angles and the rig."""
@@ -274,13 +286,10 @@ class PhysicalBackend:
         view_info = None
         landmarks = analysis.landmarks
         turn = not request.view.is_identity
-        if turn and analysis.landmarks is None:
+        refusal = why_not_turnable(analysis) if turn else None
+        if refusal is not None:
             turn = False
-            warnings.append("no face found: the view was not changed")
-        elif turn and analysis.face_width < VIEW_FACE_MIN:
-            turn = False
-            warnings.append(f"the face is too small to turn ({analysis.face_width:.0f} px across, "
-                            f"{VIEW_FACE_MIN:.0f} needed): the view was not changed; crop closer or use a larger photo")
+            warnings.append(f"{refusal}: the view was not changed")
         if turn:
             progress(Progress(0.6, "turning the head"))
             image, alpha, shading, landmarks, view_info = self._repose(request, source, analysis, ctx, rgb, alpha,

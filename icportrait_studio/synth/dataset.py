@@ -138,7 +138,7 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
     from icportrait_studio.geometry.view_warp import backward_warp, forward_flow
     from icportrait_studio.imaging.io import load_image
     from icportrait_studio.pipeline.base import SourceImage
-    from icportrait_studio.pipeline.physical import VIEW_FACE_MIN, PhysicalBackend
+    from icportrait_studio.pipeline.physical import PhysicalBackend, why_not_turnable
 
     config = config or SynthConfig()
     rigs = config.resolved_rigs()
@@ -161,11 +161,9 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
         stems.add(stem)
         source = SourceImage(f"synth:{photo}", np.ascontiguousarray(rgb, np.float32))
         analysis = backend.analysis(source)
-        if analysis.landmarks is None:
-            log(f"{photo}: no face found, skipped")
-            continue
-        if analysis.face_width < VIEW_FACE_MIN:  # the backend would relight it unturned: a pair that lies
-            log(f"{photo}: the face is too small to turn (about {analysis.face_width:.0f} px), skipped")
+        refusal = why_not_turnable(analysis)
+        if refusal is not None:
+            log(f"{photo}: {refusal}, skipped")
             continue
         size = (rgb.shape[1], rgb.shape[0])
         ref_rel = f"{stem}/reference.png"
