@@ -40,8 +40,8 @@ SD15_VAE = {
 }
 
 
-def _step_times(pipe, *args, **kwargs) -> tuple[float, list[float]]:
-    """(end-to-end seconds, seconds of each denoising step), synchronising CUDA at each step."""
+def _step_times(pipe, *args, **kwargs) -> tuple[float, list[float], bool]:
+    """(end-to-end seconds, seconds of each denoising step, output all finite), synchronising CUDA at each step."""
     import torch
 
     sync = torch.cuda.synchronize if torch.cuda.is_available() and pipe.device.type == "cuda" else (lambda: None)
@@ -54,10 +54,10 @@ def _step_times(pipe, *args, **kwargs) -> tuple[float, list[float]]:
 
     sync()
     t0 = time.perf_counter()
-    pipe(*args, callback_on_step_end=on_step, **kwargs)
+    out = pipe(*args, callback_on_step_end=on_step, **kwargs)
     sync()
     total = time.perf_counter() - t0
-    return total, list(np.diff(stamps))
+    return total, list(np.diff(stamps)), bool(np.isfinite(out.images).all())
 
 
 def bench_cpu(steps: int, repeat: int) -> dict:
@@ -73,7 +73,7 @@ def bench_cpu(steps: int, repeat: int) -> dict:
     per_step: list[float] = []
     totals: list[float] = []
     for _ in range(repeat):
-        total, times = _step_times(pipe, ref, cond, "a portrait photo", **kw)
+        total, times, _ = _step_times(pipe, ref, cond, "a portrait photo", **kw)
         totals.append(total)
         per_step += times
     return {"threads": torch.get_num_threads(), "size": 32, "steps": steps,
@@ -142,11 +142,12 @@ def bench_gpu(model: str | None, sizes: list[int], steps: int, dtype_name: str) 
         _step_times(pipe, ref, cond, prompt, **{**kw, "num_inference_steps": 2})  # warm-up (kernels, allocator)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        total, times = _step_times(pipe, ref, cond, prompt, **kw)
+        total, times, finite = _step_times(pipe, ref, cond, prompt, **kw)
         out["sizes"][f"{size}x{size}"] = {
             "s_per_step_median": round(statistics.median(times), 4), "s_end_to_end": round(total, 3),
             "peak_vram_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2),
-            "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 1e9, 2), "vae_tiled": pipe._last_tiled}
+            "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 1e9, 2), "vae_tiled": pipe._last_tiled,
+            "finite": finite}
     return out
 
 
@@ -158,6 +159,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     ap.add_argument("--max-cpu-step", type=float, default=0.5, help="fail (exit 1) above this many s/step on CPU")
     ap.add_argument("--no-train", action="store_true", help="skip the CPU training-step timing")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the CPU timings (GPU only)")
     ap.add_argument("--model", help="a local model folder for the GPU timings (default: random SD1.5-sized)")
     ap.add_argument("--gpu-sizes", default="512,1024")
     ap.add_argument("--gpu-steps", type=int, default=20)
@@ -169,12 +171,14 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     report: dict = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()}
-    cpu = bench_cpu(args.steps, args.repeat)
-    report["cpu_tiny_inference"] = cpu
-    print(f"CPU tiny model, 32² px, CFG batch 2, {cpu['threads']} thread(s): "
-          f"{cpu['s_per_step_median']:.4f} s/step (min {cpu['s_per_step_min']:.4f}), "
-          f"{cpu['s_end_to_end_median']:.3f} s for {cpu['steps']} steps end to end")
-    if not args.no_train:
+    cpu = None
+    if not args.no_cpu:
+        cpu = bench_cpu(args.steps, args.repeat)
+        report["cpu_tiny_inference"] = cpu
+        print(f"CPU tiny model, 32² px, CFG batch 2, {cpu['threads']} thread(s): "
+              f"{cpu['s_per_step_median']:.4f} s/step (min {cpu['s_per_step_min']:.4f}), "
+              f"{cpu['s_end_to_end_median']:.3f} s for {cpu['steps']} steps end to end")
+    if not args.no_train and not args.no_cpu:
         tr = bench_cpu_train(10)
         report["cpu_tiny_train"] = tr
         print(f"CPU tiny model, Stage-1 training, batch 4 at 32²: {tr['s_per_step']:.4f} s/step")
@@ -185,13 +189,14 @@ def main() -> int:
         for name, r in gpu["sizes"].items():
             print(f"GPU {gpu['device']} {gpu['dtype']} {name}: {r['s_per_step_median']:.4f} s/step, "
                   f"{r['s_end_to_end']:.2f} s for {gpu['steps']} steps, peak VRAM {r['peak_vram_gb']:.2f} GB "
-                  f"(reserved {r['peak_reserved_gb']:.2f} GB){', VAE tiled' if r['vae_tiled'] else ''}")
+                  f"(reserved {r['peak_reserved_gb']:.2f} GB){', VAE tiled' if r['vae_tiled'] else ''}"
+                  f"{'' if r['finite'] else ', NON-FINITE OUTPUT'}")
     else:
         report["gpu"] = None
         print("GPU: CUDA not available here, skipping the 512² / 1024² refinement timings")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
-    ok = cpu["s_per_step_median"] <= args.max_cpu_step
+    ok = cpu is None or cpu["s_per_step_median"] <= args.max_cpu_step
     if not ok:
         print(f"REGRESSION: {cpu['s_per_step_median']:.4f} s/step > {args.max_cpu_step} s/step", file=sys.stderr)
     return 0 if ok else 1

@@ -430,6 +430,8 @@ class Trainer:
         cfg = self.cfg
         entry: dict[str, Any] = {"step": self.step, "loss": round(loss, 6), "lr": self.lr_sched.get_last_lr()[0],
                                  "elapsed_s": round(time.perf_counter() - t0, 3)}
+        if self.acc.device.type == "cuda":  # what a user sizing a batch for their card needs to know
+            entry["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(self.acc.device) / 1e9, 2)
         if cfg.eval_every and self.step % cfg.eval_every == 0:
             entry["eval_loss"] = round(self.evaluate(), 6)
         if not self.acc.is_main_process:
@@ -439,6 +441,7 @@ class Trainer:
         if self.step % cfg.log_every == 0 or "eval_loss" in entry:
             rate = done / max(1e-9, time.perf_counter() - t0)
             extra = f" eval {entry['eval_loss']:.4f}" if "eval_loss" in entry else ""
+            extra += f" peak VRAM {entry['peak_vram_gb']:.1f} GB" if "peak_vram_gb" in entry else ""
             self.echo(f"step {self.step}/{cfg.max_steps} loss {loss:.4f}{extra} lr {entry['lr']:.2e} "
                       f"({rate:.2f} steps/s)")
         if not math.isfinite(loss):
