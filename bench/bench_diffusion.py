@@ -106,7 +106,7 @@ def sd15_sized_pipeline(model: str | None, dtype_name: str):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
     from icportrait_studio.model.conditioning import widen_unet_input
-    from icportrait_studio.model.device import choose_device
+    from icportrait_studio.model.device import cast_module, choose_device
     from icportrait_studio.model.layout import icportrait_layout
     from icportrait_studio.model.pipeline import ICPortraitPipeline
 
@@ -119,7 +119,8 @@ def sd15_sized_pipeline(model: str | None, dtype_name: str):
             vae = AutoencoderKL(**SD15_VAE)
         sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, steps_offset=1)
-        pipe = ICPortraitPipeline(vae=vae.to(choice.dtype), unet=unet.to(choice.dtype), scheduler=sched)
+        pipe = ICPortraitPipeline(vae=cast_module(vae, choice.dtype), unet=cast_module(unet, choice.dtype),
+                                  scheduler=sched)
     pipe.set_progress_bar_config(disable=True)
     return pipe, choice
 

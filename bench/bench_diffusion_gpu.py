@@ -53,6 +53,7 @@ def write_base_folder(folder: Path, tiny: bool, device: str = "cuda") -> dict:
     """An SD1.5-layout folder: unet/ vae/ text_encoder/ tokenizer/ scheduler/ (random weights)."""
     import torch
 
+    from icportrait_studio.model.device import cast_module
     from icportrait_studio.model.tiny import _tokenizer_files, save_tiny_model
 
     t0 = time.perf_counter()
@@ -70,7 +71,7 @@ def write_base_folder(folder: Path, tiny: bool, device: str = "cuda") -> dict:
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     for sub, model in (("unet", unet), ("vae", vae), ("text_encoder", text)):
-        model.to(torch.float16).save_pretrained(folder / sub, variant="fp16")
+        cast_module(model, torch.float16).save_pretrained(folder / sub, variant="fp16")
     scheduler.save_pretrained(folder / "scheduler")
     vocab, merges = _tokenizer_files(folder / "tokenizer_src")
     CLIPTokenizer(str(vocab), str(merges), model_max_length=77).save_pretrained(folder / "tokenizer")

@@ -138,6 +138,32 @@ def test_base_sd15_folder_is_widened_and_runs_like_plain_img2img(tmp_path: Path,
     np.testing.assert_allclose(a, b, atol=1e-5)  # zero-initialised channels: the base model, unchanged
 
 
+def test_loading_in_half_precision_casts_without_a_spurious_warning(tmp_path: Path) -> None:
+    import logging
+
+    import torch
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    folder = save_tiny_model(tmp_path / "sd15", seed=1, layout="base")
+    seen = Collect()
+    root = logging.getLogger("diffusers")  # diffusers' loggers do not propagate: listen on its root
+    root.addHandler(seen)
+    try:
+        half = ICPortraitPipeline.from_pretrained(folder, torch_dtype=torch.bfloat16)
+    finally:
+        root.removeHandler(seen)
+    assert half.unet.dtype == torch.bfloat16 and half.vae.dtype == torch.bfloat16
+    assert half.unet.conv_in.weight.dtype == torch.bfloat16  # the widened input too
+    assert not [m for m in seen.messages if "kept in float32" in m]  # diffusers warns on any cast; we don't
+
+
 def test_missing_or_partial_folder_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelFolderError, match="does not exist"):
         ICPortraitPipeline.from_pretrained(tmp_path / "nowhere")

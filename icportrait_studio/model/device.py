@@ -56,3 +56,17 @@ def choose_device(device: str | None = None, dtype: str = "auto", *, allow_cpu: 
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; use auto, fp16, bf16 or fp32")
     return DeviceChoice(device, names[dtype])
+
+
+def cast_module(module: Any, dtype: Any) -> Any:
+    """``module.to(dtype)`` without diffusers 0.42's warning on every cast of one of its models.
+
+    diffusers warns that modules "should be kept in float32: []" whenever a model is cast, even when
+    that list is empty; a user then sees a warning about nothing at each model load and training
+    start. Models that do name fp32-only modules go through diffusers' own ``to`` (and its warning).
+    """
+    import torch
+
+    if getattr(module, "_keep_in_fp32_modules", None):
+        return module.to(dtype=dtype)
+    return torch.nn.Module.to(module, dtype=dtype)

@@ -18,6 +18,7 @@ import torch
 
 from icportrait_studio.model.check import ModelFolderError, require_model_folder
 from icportrait_studio.model.conditioning import apply_iclight_offset, widen_unet_input
+from icportrait_studio.model.device import cast_module
 from icportrait_studio.model.layout import icportrait_layout
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def load_pipeline(cls: type, folder: str | Path, *, torch_dtype: torch.dtype | N
         else:
             widen_unet_input(unet, icportrait_layout(latent).in_channels)
     if unet.dtype != dtype:
-        unet = unet.to(dtype)
+        unet = cast_module(unet, dtype)
     pipe = cls(vae=vae, unet=unet, scheduler=load_scheduler(root, scheduler), text_encoder=text_encoder,
                tokenizer=tokenizer, controlnet=controlnet)
     if device is not None:

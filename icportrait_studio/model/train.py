@@ -31,6 +31,7 @@ from icportrait_studio.errors import InputError
 from icportrait_studio.imaging.atomic import atomic_write_text
 from icportrait_studio.model.conditioning import assemble_input, build_controlnet, patch_mask, widen_unet_input
 from icportrait_studio.model.data import SeededSampler, make_dataset
+from icportrait_studio.model.device import cast_module
 from icportrait_studio.model.layout import icportrait_layout
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class Trainer:
         device = self.acc.device
         pipe.vae.requires_grad_(False).to(device).eval()
         if self.weight_dtype != torch.float32:  # frozen parts run in the mixed-precision dtype
-            pipe.vae.to(dtype=self.weight_dtype)
+            cast_module(pipe.vae, self.weight_dtype)
         pipe.text_encoder.requires_grad_(False).to(device).eval()
         with torch.no_grad():
             self.prompt_embeds = pipe.encode_prompt(cfg.prompt, device).float()
