@@ -237,6 +237,41 @@ def bench_backend(model_dir: Path, render_file: Path, tiny: bool) -> dict:
     return report
 
 
+def bench_optimizers(base: Path, data: Path, work: Path, steps: int, tiny: bool) -> dict:
+    """Stage 1 in-process with the foreach and the fused AdamW: seconds per step and peak memory."""
+    import torch
+
+    from icportrait_studio.model.train import Trainer, load_config
+
+    out: dict = {}
+    for fused in (False, True):
+        run = work / f"optim-{'fused' if fused else 'foreach'}"
+        shutil.rmtree(run, ignore_errors=True)
+        cfg_file = run_config(ROOT / "configs" / "stage1_stitching.json", work / "optim.json", steps, tiny)
+        cfg = load_config(cfg_file, data=str(data), base=str(base), out=str(run), fused_optimizer=fused,
+                          eval_every=0, num_workers=0 if tiny else 4)
+        trainer = Trainer(cfg, echo=None)
+        trainer.setup()
+        if torch.cuda.is_available() and not tiny:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        result = trainer.train(max_steps=steps, export=False)
+        wall = time.perf_counter() - t0
+        entries = [json.loads(line) for line in (run / "logs" / "losses.jsonl").read_text().splitlines()]
+        gaps = [b["elapsed_s"] - a["elapsed_s"] for a, b in itertools.pairwise(entries)][2:]
+        out["fused" if fused else "foreach"] = {
+            "s_per_step_median": round(statistics.median(gaps), 3) if gaps else None, "wall_s": round(wall, 1),
+            "peak_vram_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if torch.cuda.is_available() else None,
+            "last_loss": round(result.losses[-1], 4)}
+        log(f"AdamW {'fused' if fused else 'foreach'}: {out['fused' if fused else 'foreach']}")
+        del trainer
+        shutil.rmtree(run, ignore_errors=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="a scratch folder (several GB at real size)")
@@ -292,6 +327,11 @@ def main() -> int:
                                          "--base", str(s1 / "model"), "--out", str(s2), "--config", str(cfg)],
                                         s2, work / "stage2.log")
         log(f"stage 2: {report['stage2']}")
+        save()
+    if "optim" in only:
+        if not (work / "portraits").is_dir():
+            stage1_data(work / "portraits", Path(args.pairs), args.tiny)
+        report["optim"] = bench_optimizers(base, work / "portraits", work, args.steps, args.tiny)
         save()
     if "backend" in only:
         report["backend"] = bench_backend(s2 / "model", Path(args.render), args.tiny)

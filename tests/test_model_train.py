@@ -181,6 +181,25 @@ def test_resumed_training_matches_the_uninterrupted_run(tmp_path: Path, base_mod
     assert all(torch.equal(x, y) for x, y in zip(straight.ema.shadow_params, second.ema.shadow_params, strict=True))
 
 
+def test_fused_optimizer_trains_like_the_default_one(tmp_path: Path, base_model: Path, portraits: Path) -> None:
+    """The fused AdamW (the default on CUDA) is the same optimizer: same losses, the same weight updates
+    up to rounding (Adam's g / (sqrt(v) + eps) amplifies rounding where gradients are tiny)."""
+    runs = {}
+    for fused in (False, True):
+        t = Trainer(_cfg(data=str(portraits), base=str(base_model), out=str(tmp_path / str(fused)), max_steps=3,
+                         fused_optimizer=fused), echo=None)
+        t.setup()
+        start = {k: v.detach().clone() for k, v in t.acc.unwrap_model(t.unet).state_dict().items()}
+        losses = t.train(export=False).losses
+        end = t.acc.unwrap_model(t.unet).state_dict()
+        runs[fused] = (losses, {k: end[k] - start[k] for k in start}, t.optimizer)
+    assert runs[True][2].defaults.get("fused") is True and not runs[False][2].defaults.get("fused")
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-4)
+    da, db = (torch.cat([d.flatten() for d in r[1].values()]) for r in (runs[False], runs[True]))
+    assert float(da.norm()) > 0.01  # the weights did move
+    assert float((da - db).norm() / da.norm()) < 0.02
+
+
 @pytest.mark.slow
 def test_cli_trains_stage2_and_checks_the_model(tmp_path: Path, base_model: Path, synth_pairs: Path,
                                                 capsys: pytest.CaptureFixture) -> None:

@@ -71,6 +71,7 @@ class TrainConfig:
     controlnet: bool = False  # also train a ControlNet branch on the condition image
     ema: bool = False
     ema_decay: float = 0.9999
+    fused_optimizer: bool | None = None  # one fused AdamW kernel (None: on CUDA, where it is faster)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10
@@ -208,7 +209,16 @@ class Trainer:
             unet.enable_gradient_checkpointing()
             if controlnet is not None:
                 controlnet.enable_gradient_checkpointing()
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        # Why fused on CUDA: one kernel for the whole update instead of a chain of foreach passes:
+        # 0.30 instead of 0.37 s per Stage-1 step on an H100 (SD1.5 size, batch 4 at 512²), the same
+        # losses, the same peak memory (bench/RESULTS.md). It needs the parameters on the GPU first.
+        fused = cfg.fused_optimizer if cfg.fused_optimizer is not None else device.type == "cuda"
+        if fused:
+            for m in (unet, controlnet):
+                if m is not None:
+                    m.to(device)
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                      **({"fused": True} if fused else {}))
         procs = self.acc.num_processes
         lr_sched = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * procs,
                                  num_training_steps=cfg.max_steps * procs)
