@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from icportrait_studio.geometry.mediapipe_import import import_mediapipe
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()  # mediapipe graphs are not thread-safe; one call at a time
@@ -40,11 +42,6 @@ class DetectedFace:
     def area(self) -> float:
         x0, y0, x1, y1 = self.bbox
         return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-
-def _quiet_mediapipe() -> None:
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @contextlib.contextmanager
@@ -75,7 +72,7 @@ def _native_stderr_silenced():
 def _face_mesh():
     global _mesh
     if _mesh is None:
-        _quiet_mediapipe()
+        import_mediapipe()
         from mediapipe.python.solutions import face_mesh
 
         _mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True,
@@ -86,7 +83,7 @@ def _face_mesh():
 def _segmenter():
     global _seg
     if _seg is None:
-        _quiet_mediapipe()
+        import_mediapipe()
         from mediapipe.python.solutions import selfie_segmentation
 
         _seg = selfie_segmentation.SelfieSegmentation(model_selection=0)
@@ -96,7 +93,7 @@ def _segmenter():
 def _box_detector():
     global _boxes
     if _boxes is None:
-        _quiet_mediapipe()
+        import_mediapipe()
         from mediapipe.python.solutions import face_detection
 
         # the full-range model (faces up to ~5 m away): it finds faces too small for the mesh's own look

@@ -66,6 +66,9 @@ def _orient(tris: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def face_topology() -> FaceTopology:
+    from icportrait_studio.geometry.mediapipe_import import import_mediapipe
+
+    import_mediapipe()
     from mediapipe.python.solutions import face_mesh_connections as fmc
 
     edges = _edges(fmc.FACEMESH_TESSELATION)
