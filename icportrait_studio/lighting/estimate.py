@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
 
 from icportrait_studio.core.lights import angles_from_direction
 from icportrait_studio.lighting import sh
+from icportrait_studio.lighting.nnls import nnls
 from icportrait_studio.lighting.shading import sphere_light_cosine
 from icportrait_studio.lighting.shadows import shadow_visibility
 
@@ -89,8 +89,7 @@ def _robust_nnls(a: np.ndarray, b: np.ndarray, iters: int = 5) -> tuple[np.ndarr
     reg_a[0, 0] = 0.0
     for _ in range(iters):
         sw = np.sqrt(w)
-        x, _ = nnls(np.vstack([a * sw[:, None], reg_a]), np.concatenate([b * sw, np.zeros(a.shape[1])]),
-                    maxiter=2000)
+        x, _ = nnls(np.vstack([a * sw[:, None], reg_a]), np.concatenate([b * sw, np.zeros(a.shape[1])]))
         pred = a @ x
         rel = (b - pred) / np.maximum(pred, 0.05 * max(float(b.mean()), 1e-6))
         scale = 1.4826 * float(np.median(np.abs(rel))) + 1e-6
