@@ -104,3 +104,23 @@ def test_backend_reports_identity_distance_for_full_quality_only(sample_rgb) -> 
     assert 0.0 < turned.info["identity_distance"] < 0.4
     preview = be.run(EditRequest("id", rig, quality="preview"), src)
     assert "identity_distance" not in preview.info
+
+
+def test_hog_detector_is_built_only_when_no_landmarks_place_the_face() -> None:
+    """Building dlib's HOG detector costs ~0.5 s of CPU at every start; a face placed by our landmarks
+    (every render of an analysed photo) never needs it."""
+    import subprocess
+
+    code = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from icportrait_studio.geometry.analysis import analyze\n"
+        "from icportrait_studio.identity import embedding as e\n"
+        "rgb = (np.asarray(Image.open('resources/samples/astronaut.png').convert('RGB'), np.float32) / 255) ** 2.2\n"
+        "v = e.face_embedding(rgb, analyze(rgb).landmarks)\n"
+        "print(v is not None, e._models._detector is None)\n"
+        "print(e.face_embedding(rgb) is not None, e._models._detector is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "False"]
