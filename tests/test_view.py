@@ -525,3 +525,31 @@ def test_turned_alpha_edge_is_antialiased() -> None:
     assert np.any((out > 0.05) & (out < 0.95))
     inside = np.broadcast_to(np.arange(w)[None, :] < 25, (h, w))
     assert np.array_equal(out[inside], alpha[inside])
+
+
+def test_background_plate_continues_the_backdrop_texture_beside_the_outline() -> None:
+    """What a turn uncovers beside the head shows the backdrop's own grain, not a flat membrane band."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    h = w = 200
+    grain = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.5)
+    backdrop = np.dstack([0.2 + 2.0 * (grain - 0.5)] * 3).clip(0, 1).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(xx - 100, yy - 100)
+    matte = np.clip(60.5 - r, 0, 1).astype(np.float32)  # a disc "person", 120 px across
+    rgb = np.where(matte[..., None] > 0.5, np.float32([0.8, 0.5, 0.4]), backdrop).astype(np.float32)
+    keep = matte.copy()
+    band = (r > 48) & (r < 58)  # just inside the old outline: what a turn uncovers first
+
+    def high_pass_std(img: np.ndarray) -> float:
+        g = img.mean(axis=2)
+        return float((g - cv2.GaussianBlur(g, (0, 0), 3))[band].std())
+
+    textured = make_layers(rgb, matte, keep, work_side=100, face_width=80.0).plate
+    flat = make_layers(rgb, matte, keep, work_side=100).plate
+    reference = float((backdrop.mean(axis=2) - cv2.GaussianBlur(backdrop.mean(axis=2), (0, 0), 3))[r > 65].std())
+    assert high_pass_std(textured) > 0.5 * reference  # the backdrop's grain carries into the band
+    assert high_pass_std(flat) < 0.25 * reference  # (the membrane alone is flat there)
+    assert np.abs(textured[band].mean(axis=0) - backdrop[r > 65].mean(axis=0)).max() < 0.05  # no person colour
+    np.testing.assert_allclose(textured[r > 70], rgb[r > 70], atol=1e-4)  # the backdrop itself untouched

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.geometry.view_fill import _grid
+from icportrait_studio.geometry.view_fill import _grid, _nearest
 from icportrait_studio.geometry.view_warp import Warp
 
 
@@ -46,10 +46,61 @@ def push_pull(values: np.ndarray, weights: np.ndarray, levels: int = 8) -> np.nd
     return est.astype(np.float32)
 
 
-def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_side: int = 256) -> Layers:
+PLATE_MIRROR_REACH = 0.4  # face widths: how deep into the hole the background's mirror image reaches
+PLATE_MIRROR_SMOOTH = 0.04  # face widths: σ smoothing the mirror's axis (keeps the copy in one piece)
+
+
+def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: float
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The background mirrored across the person's outline into the person's region, and its weight.
+
+    What a turned head uncovers lies mostly just beside its old outline, where a membrane fill
+    (``push_pull``) shows as a flat, slightly wrong-coloured band against the photo's grainy, mottled
+    backdrop. A mirror copies the backdrop's own texture at its own scale, continuous at the outline.
+    The reflection is worked out at the fills' small size and applied to the full-size photo through an
+    upsampled coordinate map, so the copied texture keeps full resolution. Returns (mirrored image,
+    weight: 1 near the outline, fading to 0 at ``PLATE_MIRROR_REACH`` face widths, where a mirror would
+    start copying whole objects).
+    """
+    h, w = rgb.shape[:2]
+    hs, ws = good_small.shape
+    holes = ~good_small
+    if not holes.any() or not good_small.any():
+        return rgb, np.zeros((h, w), np.float32)
+    sx, sy = w / ws, h / hs
+    fw_small = face_width / sx
+    ny, nx, dist = _nearest(good_small)
+    feet = np.dstack([ny, nx]).astype(np.float32)
+    feet = cv2.GaussianBlur(feet, (0, 0), max(0.5, PLATE_MIRROR_SMOOTH * fw_small), borderType=cv2.BORDER_REPLICATE)
+    gy, gx = np.mgrid[0:hs, 0:ws].astype(np.float32)
+    my, mx = gy.copy(), gx.copy()
+    todo = holes.copy()
+    for frac in (1.0, 0.6, 0.3, 0.0):  # a shorter reach where the full mirror lands on the person again
+        cy, cx = feet[..., 0] + (feet[..., 0] - gy) * frac, feet[..., 1] + (feet[..., 1] - gx) * frac
+        iy = np.clip(np.rint(cy).astype(np.int32), 0, hs - 1)
+        ix = np.clip(np.rint(cx).astype(np.int32), 0, ws - 1)
+        ok = todo & (good_small[iy, ix] | (frac == 0.0))
+        my[ok], mx[ok] = cy[ok], cx[ok]
+        todo &= ~ok
+    # small-grid pixel centres -> full-size pixel coordinates
+    map_x = cv2.resize((mx + 0.5) * np.float32(sx) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+    map_y = cv2.resize((my + 0.5) * np.float32(sy) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+    mirrored = cv2.remap(np.ascontiguousarray(rgb, dtype=np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT)
+    reach = max(2.0, PLATE_MIRROR_REACH * fw_small)
+    t = np.clip(dist / reach, 0.0, 1.0)
+    weight = (1.0 - t * t * (3 - 2 * t)).astype(np.float32)
+    weight[good_small] = 1.0
+    return mirrored, cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_side: int = 256,
+                face_width: float | None = None) -> Layers:
     """Foreground with decontaminated edges and an inpainted background plate, at ``rgb``'s size.
 
     Both fills run at ``work_side`` (smooth fills need no resolution) and are blended in by the matte.
+    With ``face_width`` (pixels of ``rgb``) the plate beside the person's outline is the backdrop
+    mirrored across it (``_mirror_background``), fading into the smooth fill deeper in.
     """
     h, w = rgb.shape[:2]
     s = min(1.0, work_side / max(h, w))
@@ -66,6 +117,9 @@ def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_si
     fg = cv2.blendLinear(src, fg_fill, t_fg, cv2.subtract(1.0, t_fg))
     del fg_fill
     bg_fill = cv2.resize(push_pull(small, outer), (w, h), interpolation=cv2.INTER_LINEAR)
+    if face_width:
+        mirrored, wm = _mirror_background(src, outer > 0.5, face_width)
+        bg_fill = cv2.blendLinear(mirrored, bg_fill, wm, cv2.subtract(1.0, wm))
     bgw = cv2.resize(outer, (w, h), interpolation=cv2.INTER_LINEAR)
     t_bg = cv2.min(cv2.max(cv2.subtract(cv2.multiply(cv2.min(bgw, cv2.subtract(1.0, m)), 1.5), 0.25), 0.0), 1.0)
     plate = cv2.blendLinear(src, bg_fill, t_bg, cv2.subtract(1.0, t_bg))

@@ -161,7 +161,9 @@ class PhysicalBackend:
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
-        vctx = ViewContext(geometry=geom, layers=make_layers(rgb, matte, keep, work_side=round(256 * analysis.detail)))
+        face_px = analysis.face_width * rgb.shape[1] / analysis.geo_size[0] if analysis.has_face else None
+        layers = make_layers(rgb, matte, keep, work_side=round(256 * analysis.detail), face_width=face_px)
+        vctx = ViewContext(geometry=geom, layers=layers)
         with self._lock:
             self._put(self._views, key, vctx, CACHE_IMAGES * 2)
         return vctx
