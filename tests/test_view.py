@@ -553,3 +553,31 @@ def test_background_plate_continues_the_backdrop_texture_beside_the_outline() ->
     assert high_pass_std(flat) < 0.25 * reference  # (the membrane alone is flat there)
     assert np.abs(textured[band].mean(axis=0) - backdrop[r > 65].mean(axis=0)).max() < 0.05  # no person colour
     np.testing.assert_allclose(textured[r > 70], rgb[r > 70], atol=1e-4)  # the backdrop itself untouched
+
+
+def test_near_side_notch_closes_with_the_turn_far_side_and_below_chin_stay() -> None:
+    """The notch between a bob of hair and the jaw on the side turning into view becomes head (filled
+    with the head's texture), in proportion to the turn; the far side and the neck are left alone."""
+    from icportrait_studio.geometry.view_warp import _near_side_outline
+
+    geom, _ = _sphere_geometry()
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    keep = _disk(0).astype(np.float32)
+    notch_rows = (ys > CENTER - 6) & (ys < CENTER + 6)
+    left = notch_rows & (xs < CENTER - RADIUS + 14) & _disk(0)  # 14 px deep, 12 px tall: a notch in the outline
+    right = notch_rows & (xs > CENTER + RADIUS - 14) & _disk(0)
+    low = (ys > CENTER + 30) & (np.abs(xs - CENTER) > RADIUS - 30) & (np.abs(xs - CENTER) < RADIUS - 16)
+    keep[left | right | low] = 0.0
+    face = ((np.abs(xs - CENTER) < 25) & (ys > CENTER - 30) & (ys < CENTER + 20)).astype(np.float32)
+    head = WarpGeometry(depth=geom.depth, matte=keep, rigidity=geom.rigidity, camera=geom.camera, pivot=geom.pivot,
+                        keep=keep, face_width=geom.face_width, face=face, center=(CENTER, CENTER, 0.0))
+    turned = _near_side_outline(head, keep, 30.0)  # +yaw: the face turns to the image's right
+    assert turned[left].mean() > 0.9  # the image-left notch turned into view: closed
+    assert turned[right].max() == 0.0  # the far side's notch is not invented
+    assert turned[low].max() < 0.05  # below the chin (neck, shoulders) stays as it was
+    np.testing.assert_array_equal(turned[keep > 0], keep[keep > 0])  # never removes anything
+    mirrored = _near_side_outline(head, keep, -30.0)
+    assert mirrored[right].mean() > 0.9 and mirrored[left].max() == 0.0
+    slight = _near_side_outline(head, keep, 3.0)
+    assert slight[left].mean() < 0.3  # a small turn shows a sliver, not the whole side
+    assert _near_side_outline(geom, keep, 30.0) is keep  # no face, no centre (the sphere): unchanged

@@ -310,6 +310,41 @@ def _receding_outline(geom: WarpGeometry, keep: np.ndarray, alpha: np.ndarray, y
     return (keep * (1.0 - far) + np.minimum(keep, cover) * far).astype(np.float32)
 
 
+NEAR_CLOSE = 0.35  # face widths, at a 30° turn: notches in the outline this wide close on the near side
+
+
+def _near_close_size(geom: WarpGeometry, yaw: float) -> int:
+    """The near side's closing kernel (pixels): NEAR_CLOSE face widths at 30°, with the turn's sine."""
+    return round(NEAR_CLOSE * geom.scale * abs(np.sin(np.radians(yaw))) / 0.5)
+
+
+def _near_side_outline(geom: WarpGeometry, keep: np.ndarray, yaw: float) -> np.ndarray:
+    """``keep`` with its notches closed on the side that turns into view, above the chin.
+
+    A head turning away from one side shows that side: the ear and the skin below a bob of hair, in
+    the notch between the hair's lower edge and the jaw, where the photo saw background. Kept as it
+    was, the notch showed the backdrop as a wedge cut into the head. Closing it (the kernel grows with
+    the turn, so a small turn adds a sliver) makes the region a hole the fill covers with the hair's
+    and the skin's texture. Only beside and above the face: the background between neck and shoulders
+    stays background.
+    """
+    k = _near_close_size(geom, yaw)
+    if geom.center is None or geom.face is None or k < 3:
+        return keep
+    rows = np.flatnonzero((geom.face > 0.5).any(axis=1))
+    if not len(rows):
+        return keep
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k | 1, k | 1))
+    closed = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    h, w = keep.shape
+    g = _grid(h, w)
+    c = np.array(geom.center, np.float32)
+    cx = float(transform_points(geom, c[None, :], yaw, 0.0)[0, 0])
+    near = _smoothstep((cx - g[..., 0]) * np.sign(yaw) / geom.scale, 0.1, 0.3)
+    above = _smoothstep((float(rows[-1]) - g[..., 1]) / geom.scale, 0.0, 0.1)
+    return np.maximum(keep, closed * near * above).astype(np.float32)
+
+
 def _identity_warp(geom: WarpGeometry) -> Warp:
     e = np.zeros((0, 0), np.float32)
     return Warp(shape=geom.shape, roi=(0, 0, 0, 0), map=np.zeros((0, 0, 2), np.float32), rendered=e.astype(bool),
@@ -369,7 +404,9 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     bm = moving_all[box[1]:box[3], box[0]:box[2]]
     tbox = (int(np.floor(btx[bm].min())) + box[0], int(np.floor(bty[bm].min())) + box[1],
             int(np.ceil(btx[bm].max())) + 1 + box[0], int(np.ceil(bty[bm].max())) + 1 + box[1])
-    roi = _expand((min(box[0], tbox[0]), min(box[1], tbox[1]), max(box[2], tbox[2]), max(box[3], tbox[3])), 4, w, h)
+    near = _near_close_size(geom, yaw)  # the near side's closed notches may reach past the moved head
+    roi = _expand((min(box[0], tbox[0]), min(box[1], tbox[1]), max(box[2], tbox[2]), max(box[3], tbox[3])),
+                  4 + near // 2, w, h)
     x0, y0, x1, y1 = roi
     sub = _crop(geom, roi)
     rh, rw = y1 - y0, x1 - x0
@@ -414,6 +451,7 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
     keep = _receding_outline(sub, keep, alpha, yaw, pitch)
+    keep = _near_side_outline(sub, keep, yaw)
     need = np.maximum(alpha, keep) > 0.5
     good = rendered & (src_ok > 0.5) & ~dropped
     fill = (need & ~rendered) | ((keep > 0.5) & ~good) | (need & dropped)
