@@ -171,7 +171,8 @@ class ReplayedPhysical:
         return Result(request=request, image=self.render, alpha=self.alpha, shading=None, info={"warnings": []})
 
 
-def bench_backend(model_dir: Path, render_file: Path, tiny: bool) -> dict:
+def bench_backend(model_dir: Path, render_file: Path, tiny: bool, *, dtypes: tuple[str, ...] = ("bf16", "fp16"),
+                  scheduler: str | None = None, with_cancel: bool = True) -> dict:
     import torch
 
     from icportrait_studio.core.lights import Light, LightRig
@@ -188,7 +189,8 @@ def bench_backend(model_dir: Path, render_file: Path, tiny: bool) -> dict:
         render, photo, alpha = (cv2.resize(a, (128, 128), interpolation=cv2.INTER_AREA) for a in (render, photo, alpha))
     cuda = torch.cuda.is_available() and not tiny
     sizes = {"preview_max_side": 64, "full_max_side": 128} if tiny else {}
-    settings = DiffusionSettings(model_dir=str(model_dir), allow_cpu=tiny, device=None if cuda else "cpu", **sizes)
+    settings = DiffusionSettings(model_dir=str(model_dir), allow_cpu=tiny, device=None if cuda else "cpu",
+                                 scheduler=scheduler, **sizes)
     backend = DiffusionBackend(settings, physical=ReplayedPhysical(render, alpha))
     source = SourceImage("gpu-check", photo)
     rig = LightRig(lights=(Light(azimuth=45, elevation=15),))
@@ -213,26 +215,28 @@ def bench_backend(model_dir: Path, render_file: Path, tiny: bool) -> dict:
             return {"cancelled": True, "steps_before_cancel": steps_done, "s": round(time.perf_counter() - t0, 2)}
         wall = time.perf_counter() - t0
         info = res.info
-        return {"quality": quality, "dtype": info["dtype"], "working_size": info["working_size"],
+        return {"quality": quality, "dtype": info["dtype"], "layout": info["layout"],
+                "working_size": info["working_size"],
                 "steps": info["steps"], "timings_ms": info["timings_ms"], "wall_s": round(wall, 2),
                 "finite": bool(np.isfinite(res.image).all()),
                 "previews": sum(1 for e in events if e.preview is not None), "progress_events": len(events),
                 "peak_vram_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None}
 
-    for dtype in ("bf16", "fp16"):
+    for dtype in dtypes:
         backend.configure(dtype=dtype)
         runs = [one("preview"), one("preview"), one("full"), one("full")]  # first of each: load / warm-up
         report[dtype] = {"preview_first": runs[0], "preview": runs[1], "full_first": runs[2], "full": runs[3]}
         for name in ("preview", "full"):
             r = report[dtype][name]
-            log(f"backend {dtype} {name} {r['working_size']}: {r['wall_s']:.2f} s for {r['steps']} steps "
+            log(f"backend {r['layout']} {dtype} {name} {r['working_size']}: {r['wall_s']:.2f} s, {r['steps']} steps "
                 f"(diffusion {r['timings_ms']['diffusion'] / 1000:.2f} s), peak VRAM {r['peak_vram_gb']} GB, "
                 f"finite {r['finite']}, {r['previews']} previews; first run (model load) "
                 f"{report[dtype][name + '_first']['wall_s']:.2f} s")
-    report["cancel"] = one("full", cancel_after=3)
-    report["after_cancel"] = one("full")
-    log(f"cancel: {report['cancel']}; the next run: finite {report['after_cancel'].get('finite')} "
-        f"in {report['after_cancel'].get('wall_s')} s")
+    if with_cancel:
+        report["cancel"] = one("full", cancel_after=3)
+        report["after_cancel"] = one("full")
+        log(f"cancel: {report['cancel']}; the next run: finite {report['after_cancel'].get('finite')} "
+            f"in {report['after_cancel'].get('wall_s')} s")
     backend.unload()
     return report
 
@@ -270,6 +274,31 @@ def bench_optimizers(base: Path, data: Path, work: Path, steps: int, tiny: bool)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return out
+
+
+def write_iclight_folder(base: Path, folder: Path) -> dict:
+    """``base`` plus a random IC-Light-shaped offset file (an 8-channel ``conv_in`` and a small offset on
+    every UNet tensor), the base's parts linked rather than copied."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from icportrait_studio.model.loading import _variant
+
+    t0 = time.perf_counter()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for part in base.iterdir():
+        (folder / part.name).symlink_to(part.resolve())
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", variant=_variant(base / "unet",
+                                                "diffusion_pytorch_model"), local_files_only=True)
+    g = torch.Generator().manual_seed(7)
+    offset = {k: (1e-3 * torch.randn(v.shape, generator=g)).to(torch.float16) for k, v in unet.state_dict().items()}
+    conv = offset["conv_in.weight"]
+    offset["conv_in.weight"] = torch.cat([conv, 1e-2 * torch.randn(conv.shape, generator=g).to(conv.dtype)], dim=1)
+    save_file(offset, str(folder / "iclight_sd15_fc.safetensors"))
+    return {"seconds": round(time.perf_counter() - t0, 1),
+            "offset_gb": round((folder / "iclight_sd15_fc.safetensors").stat().st_size / 1e9, 2)}
 
 
 def main() -> int:
@@ -336,7 +365,27 @@ def main() -> int:
     if "backend" in only:
         report["backend"] = bench_backend(s2 / "model", Path(args.render), args.tiny)
         save()
-    ok = all(report.get(k, {}).get("exit", 0) == 0 for k in ("stage1", "stage2"))
+    if "controlnet" in only:  # Stage 2 with the ControlNet branch, straight from the base; DPM-Solver at inference
+        s2c = work / "stage2-controlnet"
+        shutil.rmtree(s2c, ignore_errors=True)
+        cfg = run_config(ROOT / "configs" / "stage2_view.yaml", work / "stage2c.json", args.steps, args.tiny,
+                         controlnet=True, ema=False)
+        report["controlnet_train"] = run_training([*launcher, "train", "stage2", "--data", args.pairs, "--base",
+                                                   str(base), "--out", str(s2c), "--config", str(cfg)],
+                                                  s2c, work / "stage2c.log")
+        log(f"stage 2 + ControlNet: {report['controlnet_train']}")
+        shutil.rmtree(s2c / "checkpoints", ignore_errors=True)
+        save()
+        report["controlnet_backend"] = bench_backend(s2c / "model", Path(args.render), args.tiny,
+                                                     scheduler="DPMSolverMultistepScheduler", with_cancel=False)
+        save()
+    if "iclight" in only:
+        ic = work / "sd15-iclight"
+        report["iclight_folder"] = write_iclight_folder(base, ic)
+        log(f"IC-Light folder: {report['iclight_folder']}")
+        report["iclight_backend"] = bench_backend(ic, Path(args.render), args.tiny, dtypes=("bf16",), with_cancel=False)
+        save()
+    ok = all(report.get(k, {}).get("exit", 0) == 0 for k in ("stage1", "stage2", "controlnet_train"))
     return 0 if ok else 1
 
 
