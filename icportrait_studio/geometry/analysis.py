@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from icportrait_studio.geometry import facemesh
-from icportrait_studio.geometry.completion import complete_surface, fill_openings, normalized_blur
+from icportrait_studio.geometry.completion import complete_surface
+from icportrait_studio.geometry.face_raster import face_raster
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
-from icportrait_studio.geometry.raster import close_openings, fill_polygon, rasterize
+from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
 
@@ -227,29 +228,8 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
 
     if landmarks is not None:
         lm_geo = landmarks * scale
-        topo = face_topology()
-        verts, tris = close_openings(lm_geo, topo.triangles, [topo.left_eye, topo.right_eye])
-        ras = rasterize(verts, tris, (gh, gw), shade_triangles=len(topo.triangles))
-        mesh = ras.triangle >= 0
-        mesh &= ras.triangle < len(topo.triangles)
-        oval = fill_polygon((gh, gw), lm_geo[topo.face_oval])
-        face = ras.mask | oval
-        holes = face & ~mesh  # the eyes (closed by fans: their depth is drawn) and an open mouth
-        depth_f = ras.depth
-        normals_f = ras.normals
-        if holes.any():
-            # in the face's box (the openings are inside it; a small face's working frame is mostly not face)
-            fw = float(np.ptp(lm_geo[:, 0]))
-            sigma = 0.03 * fw + 1
-            ys, xs = np.nonzero(face)
-            m = int(np.ceil(4 * sigma)) + 2
-            box = (slice(max(0, ys.min() - m), ys.max() + m + 1), slice(max(0, xs.min() - m), xs.max() + m + 1))
-            depth_f, normals_f = ras.depth.copy(), ras.normals.copy()
-            depth_f[box] = np.where(ras.mask[box], ras.depth[box],
-                                    fill_openings(ras.depth[box], ras.mask[box], (holes & ~ras.mask)[box]))
-            fill_n = normalized_blur(ras.normals[box], mesh[box], sigma)
-            nb = np.where(holes[box][..., None], fill_n, ras.normals[box])
-            normals_f[box] = nb / (np.linalg.norm(nb, axis=2, keepdims=True) + 1e-8)
+        raster = face_raster(lm_geo, (gh, gw))
+        face, mesh, depth_f, normals_f = raster.face, raster.mesh, raster.depth, raster.normals
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
         features = _region_masks(lm_geo, (gh, gw), face_width)
