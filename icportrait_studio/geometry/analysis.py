@@ -21,6 +21,7 @@ from icportrait_studio.geometry.completion import complete_surface
 from icportrait_studio.geometry.face_raster import face_raster
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
+from icportrait_studio.geometry.mirror_average import averaged_normals, mirrored_face
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
@@ -53,6 +54,9 @@ class FaceAnalysis:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     landmarks_carried: bool = False  # the landmarks came with the photo (an earlier edit's), not a detection
+    # the face's normals averaged with a look at the mirrored photo (``mirror_average``), for shading only;
+    # None: shade with ``normals``
+    shading_normals: np.ndarray | None = None
 
     @property
     def geo_scale(self) -> float:
@@ -192,10 +196,12 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     timings["matte"] = time.perf_counter() - t
     t = time.perf_counter()
     given, landmarks = landmarks, None  # ``landmarks`` is set below from the face used
+    looked = False  # the faces come from a look at the whole detection image (a mirror look can follow)
     if given is not None and len(given) == 478:
         faces, padded = [facemesh.DetectedFace(np.asarray(given, np.float32) * np.float32(det_scale))], False
     else:
         faces, padded = facemesh.detect_with_padding(det8, matte=matte)
+        looked = bool(faces)
         if not faces and float(matte.max()) > 0.5:
             # a person but no face: one too small for the whole-image look (a full-length portrait, a banner)
             found = search_small_faces(rgb_linear, person=matte > 0.5)
@@ -214,6 +220,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
 
     t = time.perf_counter()
     other: list[tuple[float, float, float, float]] = []
+    mirror: facemesh.DetectedFace | None = None
     if faces:
         lm_det = faces[0].landmarks
         landmarks = lm_det / det_scale  # full-res pixels
@@ -230,6 +237,10 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         lm_geo = landmarks * scale
         raster = face_raster(lm_geo, (gh, gw))
         face, mesh, depth_f, normals_f = raster.face, raster.mesh, raster.depth, raster.normals
+        if looked:
+            t_m = time.perf_counter()
+            mirror = mirrored_face(det8, matte, faces[0], padded=padded)
+            timings["mirror_look"] = time.perf_counter() - t_m
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
         features = _region_masks(lm_geo, (gh, gw), face_width)
@@ -255,6 +266,11 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         face_width = float(cols.max() - cols.min() + 1) * 0.5 if len(cols) else gw * 0.3
         skin = person.copy()
     surf = complete_surface(person, face, depth_f, normals_f, face_width)
+    shading_normals = None
+    if mirror is not None:
+        t_m = time.perf_counter()
+        shading_normals = averaged_normals(raster, surf.normals, mirror.landmarks * np.float32(gw / det8.shape[1]))
+        timings["mirror_look"] += time.perf_counter() - t_m
     matte = np.maximum(matte, face.astype(np.float32))
     timings["geometry"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
@@ -263,5 +279,5 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         landmarks=landmarks, other_faces=other, matte=matte.astype(np.float32), person=surf.person,
         face_mask=face, skin_mask=skin, hair_mask=hair, depth=surf.depth, normals=surf.normals, pose=pose,
         face_width=face_width, warnings=warnings, timings=timings,
-        landmarks_carried=given is not None and len(given) == 478,
+        landmarks_carried=given is not None and len(given) == 478, shading_normals=shading_normals,
     )

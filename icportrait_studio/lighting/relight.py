@@ -80,7 +80,8 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
     ``shading_size``)."""
     size = shading_size(analysis, side, limit)
     s = size[0] / analysis.geo_size[0]
-    normals = _resize(analysis.normals, size)
+    shading = analysis.normals if analysis.shading_normals is None else analysis.shading_normals
+    normals = np.array(_resize(shading, size), dtype=np.float32, copy=True)  # edited below: never the analysis'
     normals[..., :2] *= np.float32(NORMAL_RELIEF)
     normals /= np.linalg.norm(normals, axis=2, keepdims=True) + 1e-8
     depth = _resize(analysis.depth, size) * np.float32(s)
