@@ -42,4 +42,32 @@ def test_carried_landmarks_take_no_mirror_look() -> None:
     rgb = load_image(SAMPLE).rgb
     first = analyze(rgb)
     again = analyze(rgb, landmarks=first.landmarks)
-    assert again.shading_normals is None and "mirror_look" not in again.timings
+    assert "mirror_look" not in again.timings and again.shading_normals is not None
+    # its shading normals are its own, only softened (see test_soften_normals_*)
+    outside = ~again.face_mask
+    np.testing.assert_allclose(again.shading_normals[outside], again.normals[outside], atol=1e-6)
+
+
+def test_soften_normals_takes_out_triangle_kinks_and_leaves_the_rest() -> None:
+    """A faceted hemisphere (normals constant per coarse cell, as a coarse mesh would shade it): softened,
+    its normals are closer to the true sphere's; outside the face nothing changes; a tiny face is left alone."""
+    from icportrait_studio.geometry.face_raster import soften_normals
+
+    n = 200
+    ys, xs = (np.mgrid[0:n, 0:n].astype(np.float32) - (n - 1) / 2) / 80.0
+    inside = xs**2 + ys**2 < 0.9
+    z = np.sqrt(np.clip(1 - xs**2 - ys**2, 0, None))
+    true = np.dstack([xs, -ys, z]).astype(np.float32)
+    true /= np.linalg.norm(true, axis=2, keepdims=True)
+    cell = 8  # pixels: facets of a coarse tessellation
+    fy, fx = (np.mgrid[0:n, 0:n] // cell) * cell + cell // 2
+    faceted = true[fy.clip(0, n - 1), fx.clip(0, n - 1)]
+    soft = soften_normals(faceted, inside, face_width=160.0)
+    core = inside & (xs**2 + ys**2 < 0.6)
+
+    def err(m: np.ndarray) -> float:
+        return float(np.linalg.norm(m - true, axis=2)[core].mean())
+
+    assert err(soft) < 0.7 * err(faceted)
+    np.testing.assert_array_equal(soft[~inside], faceted[~inside])
+    assert soften_normals(faceted, inside, face_width=10.0) is faceted  # σ under a third of a pixel

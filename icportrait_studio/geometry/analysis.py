@@ -18,7 +18,7 @@ import numpy as np
 
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.completion import complete_surface
-from icportrait_studio.geometry.face_raster import face_raster
+from icportrait_studio.geometry.face_raster import face_raster, soften_normals
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
 from icportrait_studio.geometry.mirror_average import averaged_normals, mirrored_face
@@ -267,10 +267,14 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         skin = person.copy()
     surf = complete_surface(person, face, depth_f, normals_f, face_width)
     shading_normals = None
-    if mirror is not None:
+    if landmarks is not None:
         t_m = time.perf_counter()
-        shading_normals = averaged_normals(raster, surf.normals, mirror.landmarks * np.float32(gw / det8.shape[1]))
-        timings["mirror_look"] += time.perf_counter() - t_m
+        shading_normals = surf.normals
+        if mirror is not None:
+            shading_normals = averaged_normals(raster, shading_normals,
+                                               mirror.landmarks * np.float32(gw / det8.shape[1]))
+        shading_normals = soften_normals(shading_normals, face, face_width)
+        timings["shading_normals"] = time.perf_counter() - t_m
     matte = np.maximum(matte, face.astype(np.float32))
     timings["geometry"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
