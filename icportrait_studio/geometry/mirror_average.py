@@ -1,7 +1,7 @@
 """A second look at the face in the mirrored photo, averaged in: steadier normals for shading.
 
 The face mesh's normals carry the detector's own errors: a few percent of the face width in where
-the nose, brows and cheekbones sit, and a slight left-right bias of the model. Running the detector
+the nose, brows and cheekbones sit, and whatever left-right bias the model has. Running the detector
 again on the mirror image and mirroring its mesh back gives a second, differently wrong estimate of the
 same face (the photo is not assumed symmetric: both looks see the same face). Their average is closer
 to the truth: on the Yale dev faces (`--input-encoding linear`) si-MSE 0.0126 → 0.0124 for the frontal
@@ -72,7 +72,7 @@ def averaged_normals(direct: FaceRaster, normals: np.ndarray, lm_mirror_geo: np.
     ys, xs = np.nonzero(both)
     box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
     # the mirror look's maps flipped back, in the face's box only (a small face in a large frame)
-    n_m = other.normals[box[0], ::-1][:, box[1]].copy()  # column x of the flipped map is w - 1 - x here
+    n_m = other.normals[box[0], ::-1][:, box[1]].copy()  # reversed: column x is the mirror's column w-1-x
     n_m[..., 0] *= -1.0
     inside = both[box].astype(np.uint8)
     fw = float(np.ptp(lm_mirror_geo[:, 0]))
