@@ -244,7 +244,7 @@ def analysis_outcome(backend: object, source: SourceImage, doc_size: tuple[int, 
     if fa.landmarks is not None:
         landmarks = fa.landmarks[:, :2] * np.float32(doc_size[0] / fa.image_size[0])
         edges = _mesh_edges()
-    n = fa.normals
+    n = fa.normals if fa.shading_normals is None else fa.shading_normals  # what the lights are shaded with
     normals = np.dstack([np.clip((n + 1.0) * 127.5, 0, 255).astype(np.uint8),
                          np.where(fa.person, 230, 0).astype(np.uint8)])
     matte = np.zeros((*fa.matte.shape, 4), np.uint8)
