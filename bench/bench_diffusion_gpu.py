@@ -18,6 +18,9 @@ the sizes, not on the weights' values, so these figures hold for a real SD1.5 sn
    a run after it.
 
 ``--tiny`` rehearses the same chain on the CPU with the tiny test model at 64 px (minutes, no GPU).
+``--prepare DIR`` makes the inputs on a machine with the app installed (mediapipe needed): DIR/render.npz
+(the sample scaled to 1024², relit by the physical backend) and DIR/synth (``icportrait synth`` pairs at
+512 px); carry DIR to the GPU machine and pass ``--render DIR/render.npz --pairs DIR/synth``.
 """
 
 from __future__ import annotations
@@ -301,7 +304,35 @@ def write_iclight_folder(base: Path, folder: Path) -> dict:
             "offset_gb": round((folder / "iclight_sd15_fc.safetensors").stat().st_size / 1e9, 2)}
 
 
+def prepare_inputs(folder: Path) -> None:
+    """The render to replay and the Stage-2 pairs, made with the physical backend (see the docstring)."""
+    import cv2
+
+    from icportrait_studio.core.lights import Light, LightRig
+    from icportrait_studio.core.request import EditRequest
+    from icportrait_studio.imaging.io import load_image
+    from icportrait_studio.pipeline.base import SourceImage
+    from icportrait_studio.pipeline.physical import PhysicalBackend
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = ROOT / "resources" / "samples" / "astronaut.png"
+    rgb = cv2.resize(load_image(sample).rgb, (1024, 1024), interpolation=cv2.INTER_CUBIC).clip(0, None)
+    rig = LightRig(lights=(Light(azimuth=45, elevation=15), Light(azimuth=-120, elevation=10, intensity=0.6)))
+    res = PhysicalBackend(identity_check=False).run(EditRequest("gpu-check", rig), SourceImage("gpu-check", rgb))
+    alpha = res.alpha if res.alpha is not None else np.ones(rgb.shape[:2], np.float32)
+    np.savez_compressed(folder / "render.npz", render=res.image.astype(np.float16), photo=rgb.astype(np.float16),
+                        alpha=alpha.astype(np.float16))
+    shutil.rmtree(folder / "synth", ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "icportrait_studio.cli", "synth", str(sample), "-o", str(folder / "synth"),
+                    "--size", "512", "--yaw=-20,0,20", "--pitch", "0,10", "--rigs", "original,loop", "--no-identity",
+                    "-q"], check=True, cwd=ROOT)
+    log(f"inputs written to {folder}: render.npz, synth/")
+
+
 def main() -> int:
+    if "--prepare" in sys.argv:
+        prepare_inputs(Path(sys.argv[sys.argv.index("--prepare") + 1]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="a scratch folder (several GB at real size)")
     ap.add_argument("--render", required=True, help=".npz with render, photo, alpha (linear float)")
@@ -309,7 +340,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=24, help="optimizer steps of each training stage")
     ap.add_argument("--tiny", action="store_true", help="rehearse on the CPU with the tiny model")
     ap.add_argument("--json", help="also write the figures here")
-    ap.add_argument("--only", default="base,stage1,stage2,backend")
+    ap.add_argument("--only", default="base,stage1,stage2,backend",
+                    help="any of base, stage1, stage2, backend, optim, controlnet, iclight")
+    ap.add_argument("--prepare", metavar="DIR", help="only write the inputs (render.npz, synth/) to DIR, then stop")
     args = ap.parse_args()
     import torch
 
