@@ -1,4 +1,4 @@
-"""The face's shading normals averaged with a look at the mirrored photo (geometry/mirror_average.py)."""
+"""A second look at the face in the mirrored photo, averaged in (geometry/mirror_average.py, mirror_index.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from icportrait_studio.geometry.analysis import analyze
+from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 from icportrait_studio.imaging.io import load_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "astronaut.png"
@@ -18,20 +19,55 @@ def _flipped(normals: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_averaged_normals_no_longer_depend_on_which_way_round_the_photo_is() -> None:
-    """Analysing the photo or its mirror image gives the same two looks; averaged, the shading normals of
-    the two analyses agree (up to the one-pixel shift an array flip makes against landmark coordinates),
-    where a single look's normals disagree by the detector's own error."""
+def _mirrored_back(landmarks: np.ndarray, width: int) -> np.ndarray:
+    out = landmarks.copy()
+    out[:, 0] = width - out[:, 0]
+    return out[np.asarray(MIRROR_INDEX)]
+
+
+def test_mirror_index_pairs_each_landmark_with_its_mirror_image() -> None:
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    p = np.asarray(MIRROR_INDEX)
+    assert sorted(p.tolist()) == list(range(478))  # a permutation
+    np.testing.assert_array_equal(p[p], np.arange(478))  # its own inverse
+    assert 20 <= int((p == np.arange(478)).sum()) <= 40  # the midline maps onto itself
+
+    def points(table) -> list[int]:
+        return sorted({i for e in table for i in e})
+
+    for left, right in ((fmc.FACEMESH_LEFT_EYE, fmc.FACEMESH_RIGHT_EYE),
+                        (fmc.FACEMESH_LEFT_EYEBROW, fmc.FACEMESH_RIGHT_EYEBROW),
+                        (fmc.FACEMESH_LEFT_IRIS, fmc.FACEMESH_RIGHT_IRIS)):
+        assert sorted(p[points(left)].tolist()) == points(right)
+    for own in (fmc.FACEMESH_LIPS, fmc.FACEMESH_FACE_OVAL, fmc.FACEMESH_NOSE):
+        assert sorted(p[points(own)].tolist()) == points(own)
+    edges = {tuple(sorted(e)) for e in fmc.FACEMESH_TESSELATION}
+    kept = {tuple(sorted((int(p[a]), int(p[b])))) for a, b in edges} & edges
+    assert len(kept) >= len(edges) - 6
+
+
+def test_the_face_no_longer_depends_on_which_way_round_the_photo_is() -> None:
+    """Analysing the photo or its mirror image takes the same two looks: averaged, the landmarks of the two
+    analyses agree exactly (a single look's do not), and so do the shading normals drawn from them (up to
+    the one-pixel shift an array flip makes against landmark coordinates)."""
     rgb = load_image(SAMPLE).rgb
+    w = rgb.shape[1]
     a = analyze(rgb)
     b = analyze(np.ascontiguousarray(rgb[:, ::-1]))
-    assert a.shading_normals is not None and b.shading_normals is not None
+    assert "mirror_look" in a.timings and a.landmarks is not None and b.landmarks is not None
+    np.testing.assert_allclose(a.landmarks, _mirrored_back(b.landmarks, w), atol=1e-3)
+    from icportrait_studio.geometry import facemesh
+    from icportrait_studio.imaging.color import encode_from_linear
+
+    img8 = encode_from_linear(rgb, 8)  # one look each way, as the detector alone sees them
+    one = facemesh.detect_faces(img8)[0].landmarks
+    other = _mirrored_back(facemesh.detect_faces(np.ascontiguousarray(img8[:, ::-1]))[0].landmarks, w)
+    assert np.linalg.norm(one[:, :2] - other[:, :2], axis=1).mean() > 0.3  # single looks disagree
     face = (a.face_mask & b.face_mask[:, ::-1])[:, 1:]
-    single = np.linalg.norm(a.normals[:, 1:] - _flipped(b.normals)[:, :-1], axis=2)[face].mean()
-    averaged = np.linalg.norm(a.shading_normals[:, 1:] - _flipped(b.shading_normals)[:, :-1], axis=2)[face].mean()
-    assert single > 0.03  # the detector's looks really differ
-    assert averaged < 0.3 * single
-    # only the face changes, and the normals stay unit vectors
+    diff = np.linalg.norm(a.shading_normals[:, 1:] - _flipped(b.shading_normals)[:, :-1], axis=2)[face].mean()
+    assert diff < 0.02
+    # only the face's shading normals are softened, and they stay unit vectors
     np.testing.assert_allclose(a.shading_normals[~a.face_mask], a.normals[~a.face_mask], atol=1e-6)
     lengths = np.linalg.norm(a.shading_normals[a.person], axis=1)
     np.testing.assert_allclose(lengths, 1.0, atol=1e-4)
@@ -43,7 +79,7 @@ def test_carried_landmarks_take_no_mirror_look() -> None:
     first = analyze(rgb)
     again = analyze(rgb, landmarks=first.landmarks)
     assert "mirror_look" not in again.timings and again.shading_normals is not None
-    # its shading normals are its own, only softened (see test_soften_normals_*)
+    np.testing.assert_allclose(again.landmarks, first.landmarks, atol=1e-4)
     outside = ~again.face_mask
     np.testing.assert_allclose(again.shading_normals[outside], again.normals[outside], atol=1e-6)
 

@@ -21,7 +21,7 @@ from icportrait_studio.geometry.completion import complete_surface
 from icportrait_studio.geometry.face_raster import face_raster, soften_normals
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
-from icportrait_studio.geometry.mirror_average import averaged_normals, mirrored_face
+from icportrait_studio.geometry.mirror_average import averaged_landmarks, mirrored_face
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.imaging.color import encode_from_linear
@@ -54,8 +54,8 @@ class FaceAnalysis:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     landmarks_carried: bool = False  # the landmarks came with the photo (an earlier edit's), not a detection
-    # the face's normals averaged with a look at the mirrored photo (``mirror_average``), for shading only;
-    # None: shade with ``normals``
+    # ``normals`` with the face's softened below the mesh's triangle size (``face_raster.soften_normals``),
+    # for shading only (the view turns the surface as drawn); None: shade with ``normals``
     shading_normals: np.ndarray | None = None
 
     @property
@@ -223,6 +223,12 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     mirror: facemesh.DetectedFace | None = None
     if faces:
         lm_det = faces[0].landmarks
+        if looked:
+            t_m = time.perf_counter()
+            mirror = mirrored_face(det8, matte, faces[0], padded=padded)
+            if mirror is not None:
+                lm_det = averaged_landmarks(lm_det, mirror.landmarks, det8.shape[1])
+            timings["mirror_look"] = time.perf_counter() - t_m
         landmarks = lm_det / det_scale  # full-res pixels
         other = [tuple(v / det_scale for v in f.bbox) for f in faces[1:]]
         if other:
@@ -237,10 +243,6 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         lm_geo = landmarks * scale
         raster = face_raster(lm_geo, (gh, gw))
         face, mesh, depth_f, normals_f = raster.face, raster.mesh, raster.depth, raster.normals
-        if looked:
-            t_m = time.perf_counter()
-            mirror = mirrored_face(det8, matte, faces[0], padded=padded)
-            timings["mirror_look"] = time.perf_counter() - t_m
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
         pose = estimate_pose(landmarks)
         features = _region_masks(lm_geo, (gh, gw), face_width)
@@ -268,13 +270,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     surf = complete_surface(person, face, depth_f, normals_f, face_width)
     shading_normals = None
     if landmarks is not None:
-        t_m = time.perf_counter()
-        shading_normals = surf.normals
-        if mirror is not None:
-            shading_normals = averaged_normals(raster, shading_normals,
-                                               mirror.landmarks * np.float32(gw / det8.shape[1]))
-        shading_normals = soften_normals(shading_normals, face, face_width)
-        timings["shading_normals"] = time.perf_counter() - t_m
+        shading_normals = soften_normals(surf.normals, face, face_width)
     matte = np.maximum(matte, face.astype(np.float32))
     timings["geometry"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

@@ -1,23 +1,23 @@
-"""A second look at the face in the mirrored photo, averaged in: steadier normals for shading.
+"""A second look at the face in the mirrored photo, averaged into the direct look's landmarks.
 
-The face mesh's normals carry the detector's own errors: a few percent of the face width in where
-the nose, brows and cheekbones sit, and whatever left-right bias the model has. Running the detector
-again on the mirror image and mirroring its mesh back gives a second, differently wrong estimate of the
-same face (the photo is not assumed symmetric: both looks see the same face). Their average is closer
-to the truth: on the Yale dev faces (`--input-encoding linear`) si-MSE 0.0126 → 0.0124 for the frontal
-input and 0.0161 → 0.0155 for the side-lit one, SSIM 0.607 → 0.610 and 0.579 → 0.585; the exact
-benchmark command gains less (`bench/RESULTS.md`). Only the *shading* normals are averaged: the
-view change keeps the one detection whose landmarks it moves, so a turn and its carried landmarks stay
-consistent. Cost: one more face-mesh pass and rasterisation (~27 ms of a 1024² portrait's analysis).
+The face mesh's landmarks carry the detector's own errors: a few percent of the face width in where
+the nose, brows, jaw and cheekbones sit, and whatever left-right bias the model has. Running the
+detector again on the mirror image and mirroring its landmarks back (re-indexed by ``MIRROR_INDEX`` so
+each is paired with its own point) gives a second, differently wrong estimate of the same face (the
+photo is not assumed symmetric: both looks see the same face). Their mean is steadier, and everything
+built on the landmarks gains (`bench/RESULTS.md`, session 7): relighting accuracy on the Yale dev
+faces, and the view change's landmark consistency (2.61 % → 2.22 % of the eye distance: the input and
+the turned result are both read with two looks). The analysis of a photo and of its mirror image now
+take the same two looks and agree exactly. Landmarks carried by an earlier edit take no second look
+(they are exact for the image they came with). Cost: one more face-mesh pass (~15 ms at 768 px).
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from icportrait_studio.geometry import facemesh
-from icportrait_studio.geometry.face_raster import FaceRaster, face_raster
+from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 
 MIN_OVERLAP = 0.6  # IoU of the two looks' face boxes below which the mirror found someone else
 
@@ -51,36 +51,9 @@ def mirrored_face(det8: np.ndarray, matte: np.ndarray, face: facemesh.DetectedFa
     return best
 
 
-def averaged_normals(direct: FaceRaster, normals: np.ndarray, lm_mirror_geo: np.ndarray) -> np.ndarray:
-    """``normals`` (the completed surface's) with the face averaged with the mirror look's face.
-
-    ``lm_mirror_geo``: the mirror look's landmarks in the mirrored working frame. The mirror's maps are
-    rasterised there and flipped back (x of the normals negated); the average is taken where both looks
-    cover the face, with a soft edge so no seam appears where it ends.
-    """
-    h, w = direct.face.shape
-    # Landmarks are continuous coordinates (0 at the frame's left edge, w at its right) and the raster
-    # samples them at integer pixel positions; flipping the array maps index j' to w - 1 - j', which is
-    # the continuous mirror w - x' shifted by one pixel: drawn one pixel left, the mirror look flips back
-    # onto the direct one (on the sample the two looks' normals then differ 0.065 instead of 0.086).
-    shifted = np.array(lm_mirror_geo, np.float32, copy=True)
-    shifted[:, 0] -= 1.0
-    other = face_raster(shifted, (h, w))
-    both = direct.face & other.face[:, ::-1]
-    if not both.any():
-        return normals
-    ys, xs = np.nonzero(both)
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    # the mirror look's maps flipped back, in the face's box only (a small face in a large frame)
-    n_m = other.normals[box[0], ::-1][:, box[1]].copy()  # reversed: column x is the mirror's column w-1-x
-    n_m[..., 0] *= -1.0
-    inside = both[box].astype(np.uint8)
-    fw = float(np.ptp(lm_mirror_geo[:, 0]))
-    r = max(1, round(0.02 * fw))
-    weight = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)),
-                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(0.5, r), borderType=cv2.BORDER_CONSTANT) * inside
-    out = np.array(normals, dtype=np.float32, copy=True)
-    sub = out[box] + (0.5 * weight)[..., None] * (n_m - direct.normals[box])
-    out[box] = sub / (np.linalg.norm(sub, axis=2, keepdims=True) + 1e-8)
-    return out
+def averaged_landmarks(direct: np.ndarray, mirror: np.ndarray, width: float) -> np.ndarray:
+    """The mean of the direct look's landmarks and the mirror look's, mirrored back (x -> width - x in
+    the continuous coordinates landmarks use) and re-indexed so each is paired with its own point."""
+    back = np.array(mirror, dtype=np.float32, copy=True)
+    back[:, 0] = np.float32(width) - back[:, 0]
+    return (0.5 * (np.asarray(direct, np.float32) + back[np.asarray(MIRROR_INDEX)])).astype(np.float32)
