@@ -107,3 +107,24 @@ def test_soften_normals_takes_out_triangle_kinks_and_leaves_the_rest() -> None:
     assert err(soft) < 0.7 * err(faceted)
     np.testing.assert_array_equal(soft[~inside], faceted[~inside])
     assert soften_normals(faceted, inside, face_width=10.0) is faceted  # σ under a third of a pixel
+
+
+def test_looks_that_disagree_grossly_are_not_averaged() -> None:
+    """A failed mirror look (here: the direct one displaced by a fifth of the face) must not drag the
+    landmarks halfway to it; a look within the usual disagreement is averaged."""
+    from icportrait_studio.geometry.mirror_average import averaged_landmarks
+
+    rng = np.random.default_rng(0)
+    direct = np.zeros((478, 3), np.float32)
+    direct[:, 0] = rng.uniform(300, 500, 478)
+    direct[:, 1] = rng.uniform(200, 450, 478)
+    width = 800
+    as_mirror = direct[np.argsort(np.asarray(MIRROR_INDEX))].copy()  # the same points, seen mirrored
+    as_mirror[:, 0] = width - as_mirror[:, 0]
+    np.testing.assert_allclose(averaged_landmarks(direct, as_mirror, width), direct, atol=1e-3)
+    near = as_mirror.copy()
+    near[:, 1] += 2.0  # 1 % of the face: averaged in
+    np.testing.assert_allclose(averaged_landmarks(direct, near, width)[:, 1], direct[:, 1] + 1.0, atol=1e-3)
+    far = as_mirror.copy()
+    far[:, 1] += 40.0  # 20 % of the face: a failed look
+    np.testing.assert_array_equal(averaged_landmarks(direct, far, width), direct)
