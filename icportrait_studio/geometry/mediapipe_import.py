@@ -33,7 +33,7 @@ class _StandIn(types.ModuleType):
         return getattr(real, name)
 
 
-def quiet_environment() -> None:
+def _quiet_environment() -> None:
     """mediapipe's and TFLite's native start-up logging off (set before their first import)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -47,7 +47,7 @@ def import_mediapipe() -> None:
     with _lock:
         if _done:
             return
-        quiet_environment()
+        _quiet_environment()
         stand_ins: dict[str, _StandIn] = {}
         if "matplotlib" not in sys.modules:
             mpl, plt = _StandIn("matplotlib"), _StandIn("matplotlib.pyplot")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.geometry.view_fill import _grid, _nearest
+from icportrait_studio.geometry.view_fill import _grid, reflect_fill
 from icportrait_studio.geometry.view_warp import Warp
 
 
@@ -69,19 +69,10 @@ def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: floa
         return rgb, np.zeros((h, w), np.float32)
     sx, sy = w / ws, h / hs
     fw_small = face_width / sx
-    ny, nx, dist = _nearest(good_small)
-    feet = np.dstack([ny, nx]).astype(np.float32)
-    feet = cv2.GaussianBlur(feet, (0, 0), max(0.5, PLATE_MIRROR_SMOOTH * fw_small), borderType=cv2.BORDER_REPLICATE)
-    gy, gx = np.mgrid[0:hs, 0:ws].astype(np.float32)
-    my, mx = gy.copy(), gx.copy()
-    todo = holes.copy()
-    for frac in (1.0, 0.6, 0.3, 0.0):  # a shorter reach where the full mirror lands on the person again
-        cy, cx = feet[..., 0] + (feet[..., 0] - gy) * frac, feet[..., 1] + (feet[..., 1] - gx) * frac
-        iy = np.clip(np.rint(cy).astype(np.int32), 0, hs - 1)
-        ix = np.clip(np.rint(cx).astype(np.int32), 0, ws - 1)
-        ok = todo & (good_small[iy, ix] | (frac == 0.0))
-        my[ok], mx[ok] = cy[ok], cx[ok]
-        todo &= ~ok
+    # the warp's own hole mirror, run on a coordinate field: where each hole pixel takes its backdrop from
+    coords, dist = reflect_fill(np.array(_grid(hs, ws)), good_small, holes,
+                                max(0.5, PLATE_MIRROR_SMOOTH * fw_small))
+    mx, my = coords[..., 0], coords[..., 1]
     # small-grid pixel centres -> full-size pixel coordinates
     map_x = cv2.resize((mx + 0.5) * np.float32(sx) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
     map_y = cv2.resize((my + 0.5) * np.float32(sy) - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
