@@ -231,7 +231,7 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             face = cv2.resize(a.face_mask.astype(np.uint8), (rgb.shape[1], rgb.shape[0]),
                               interpolation=cv2.INTER_NEAREST).astype(bool)
             # chained on the carried geometry (working size = photo size for photos up to 512 px)
-            g = vs.warp_geometry(a, rgb=rgb)
+            g = vs.warp_geometry(a)
             if g.shape == rgb.shape[:2]:
                 w1 = vw.backward_warp(g, v.yaw, v.pitch)
                 there, _ = vl.composite(w1, vl.make_layers(rgb, g.matte, g.keep_alpha), original=rgb)

@@ -83,6 +83,24 @@ def test_background_is_left_alone_by_default(sample_rgb, sample_analysis, sample
     assert np.abs(out2[bg] - sample_rgb[bg]).mean() > 0.01
 
 
+@pytest.mark.parametrize("azimuth", [70, -70])
+def test_backdrop_beside_the_face_is_not_lit_with_it(sample_rgb, sample_analysis, sample_context, azimuth) -> None:
+    """The segmenter's matte overhangs the jaw and ears, and the face mesh's outline overshoots the jaw
+    by a pixel or two: that pale backdrop was lit like the skin beside it (up to +1.5, clipped white,
+    under a side light). The analysis snaps the matte's edge around the head to the photo."""
+    import cv2
+
+    face = sample_analysis.face_mask
+    r = int(0.12 * sample_analysis.face_width)
+    near = cv2.dilate(face.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool) & ~face
+    hi, lo = sample_rgb.max(axis=2), sample_rgb.min(axis=2)
+    backdrop = near & (lo > 0.45) & (hi - lo < 0.12 * hi)  # pale and grey: not skin, not hair
+    assert backdrop.sum() > 300
+    rig = LightRig(lights=(Light(azimuth=azimuth, elevation=10),))
+    out, _ = relight_image(sample_rgb, sample_context, rig, sample_analysis)
+    assert float(np.abs(out - sample_rgb).max(axis=2)[backdrop].max()) < 0.02
+
+
 def test_light_colour_tints_the_face(sample_rgb, sample_analysis, sample_context) -> None:
     warm = LightRig(lights=(Light(color=(1.0, 0.6, 0.3)),))
     white = LightRig(lights=(Light(),))

@@ -300,7 +300,7 @@ def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis
     used to be pulled from the pale background beside it as much as from the cheek and hair."""
     from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    g = warp_geometry(sample_analysis)
     warp = backward_warp(g, yaw, 0)
     layers = make_layers(sample_rgb, g.matte, g.keep_alpha)
     out, _ = composite(warp, layers, original=sample_rgb)
@@ -414,7 +414,7 @@ def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis,
     the back of the head turns into view, is still filled."""
     from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    g = warp_geometry(sample_analysis)
     warp = backward_warp(g, yaw, 0)
     filled = warp.full("filled", False)
     right = np.broadcast_to(np.arange(g.shape[1])[None, :] > g.center[0], g.shape)
@@ -431,7 +431,7 @@ def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, y
 
     from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    g = warp_geometry(sample_analysis)
     alpha = backward_warp(g, yaw, pitch).alpha
     _, _, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.5).astype(np.uint8), connectivity=8)
     areas = sorted(stats[1:, cv2.CC_STAT_AREA].tolist(), reverse=True)
@@ -445,7 +445,7 @@ def test_far_side_hair_stays_beside_the_turning_face(sample_rgb, sample_analysis
     outline receded by 0.15-0.23 face widths at eye height on the sample) and ended in a vertical cut."""
     from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    g = warp_geometry(sample_analysis)
     turned = backward_warp(g, yaw, 0).person_alpha(g.matte) > 0.5
     src = g.matte > 0.5
     receded = []
@@ -465,7 +465,7 @@ def test_no_background_specks_inside_the_turned_person(sample_rgb, sample_analys
 
     from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis, rgb=sample_rgb)
+    g = warp_geometry(sample_analysis)
     alpha = backward_warp(g, yaw, pitch).person_alpha(g.matte)
     _, labels, stats, _ = cv2.connectedComponentsWithStats((alpha < 0.1).astype(np.uint8), connectivity=4)
     specks = 0

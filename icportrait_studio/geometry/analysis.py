@@ -21,6 +21,7 @@ from icportrait_studio.geometry.completion import complete_surface
 from icportrait_studio.geometry.face_raster import face_raster, soften_normals
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
+from icportrait_studio.geometry.matte_edge import head_region, refine_matte
 from icportrait_studio.geometry.mirror_average import averaged_landmarks, mirrored_face
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
@@ -244,6 +245,9 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         raster = face_raster(lm_geo, (gh, gw))
         face, mesh, depth_f, normals_f = raster.face, raster.mesh, raster.depth, raster.normals
         face_width = max(8.0, float(lm_geo[:, 0].max() - lm_geo[:, 0].min()))
+        t_r = time.perf_counter()
+        matte = refine_matte(geo8, matte, face, face_width, head_region(landmarks, (gh, gw), scale))
+        timings["matte_edge"] = time.perf_counter() - t_r
         pose = estimate_pose(landmarks)
         features = _region_masks(lm_geo, (gh, gw), face_width)
         hair = hair_over_face(geo8, mesh, features, lm_geo, face_width, matte > 0.5)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.geometry.view_fill import _grid, reflect_fill
+from icportrait_studio.geometry.view_fill import _grid, push_pull, reflect_fill
 from icportrait_studio.geometry.view_warp import Warp
 
 
@@ -26,24 +26,6 @@ class Layers:
     plate: np.ndarray  # HxWx3: the photo with the person inpainted from the surroundings
     matte: np.ndarray  # HxW
     keep: np.ndarray  # HxW: the silhouette kept through a turn
-
-
-def push_pull(values: np.ndarray, weights: np.ndarray, levels: int = 8) -> np.ndarray:
-    """Fill where ``weights`` is 0 with a smooth membrane from the surrounding values (pyramid push-pull)."""
-    vals = [values * weights[..., None]]
-    wts = [weights.astype(np.float32)]
-    for _ in range(levels):
-        if min(wts[-1].shape) < 4:
-            break
-        vals.append(cv2.pyrDown(vals[-1]))
-        wts.append(cv2.pyrDown(wts[-1]))
-    est = vals[-1] / np.maximum(wts[-1], 1e-6)[..., None]
-    for lv in range(len(vals) - 2, -1, -1):
-        size = (wts[lv].shape[1], wts[lv].shape[0])
-        up = cv2.pyrUp(est, dstsize=size)
-        wl = np.clip(wts[lv] * 4.0, 0.0, 1.0)[..., None]
-        est = wl * (vals[lv] / np.maximum(wts[lv], 1e-6)[..., None]) + (1 - wl) * up
-    return est.astype(np.float32)
 
 
 PLATE_MIRROR_REACH = 0.4  # face widths: how deep into the hole the background's mirror image reaches

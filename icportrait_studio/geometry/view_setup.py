@@ -1,8 +1,9 @@
-"""Building a re-pose's geometry from a face analysis: rigidity, refined matte, depth, camera, pivot.
+"""Building a re-pose's geometry from a face analysis: rigidity, depth, camera, pivot.
 
 ``warp_geometry`` turns a ``FaceAnalysis`` into the plain arrays ``view_warp`` works on: what turns
-with the head (the rigidity map), where the person's edge really is (the segmenter's matte snapped
-to the photo's colours), the depth with a capped lever arm down the neck, and the camera and pivot.
+with the head (the rigidity map), the depth with a capped lever arm down the neck, and the camera and
+pivot. (The person's edge around the head is snapped to the photo's colours by the analysis itself,
+``matte_edge``: the relight needs that edge as much as a turn does.)
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from icportrait_studio.geometry.camera import camera_for, head_center, head_pivo
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import CHIN, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, face_topology
 from icportrait_studio.geometry.view_fill import _dilate, _grid, _smoothstep, extend_nearest
-from icportrait_studio.geometry.view_layers import push_pull
 from icportrait_studio.geometry.view_warp import WarpGeometry
-from icportrait_studio.imaging.color import encode_from_linear
 
 
 def _face_coords(landmarks: np.ndarray, shape: tuple[int, int], scale: float
@@ -77,77 +76,6 @@ def feature_mask(landmarks: np.ndarray, shape: tuple[int, int], scale: float, fa
     return np.clip(soft * 2.0, 0.0, 1.0).astype(np.float32)
 
 
-REFINE_MARGIN = 2.0  # face widths of context around the region a matte is refined in
-
-
-def refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, face_width: float,
-                 region: np.ndarray | None = None) -> np.ndarray:
-    """``_refine_matte`` over ``region``'s box with a margin of context when that box is a small part of
-    the frame (a full-length portrait: the head is a few percent of it; 1.0 → 0.1 s); the whole frame
-    otherwise (a usual portrait: the same matte as ever)."""
-    if region is not None and region.any():
-        h, w = matte.shape
-        ys, xs = np.nonzero(region)
-        m = int(np.ceil(REFINE_MARGIN * face_width)) + 4
-        y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
-        if (y1 - y0) * (x1 - x0) < 0.6 * h * w:
-            box = (slice(y0, y1), slice(x0, x1))
-            out = matte.astype(np.float32, copy=True)
-            out[box] = _refine_matte(np.ascontiguousarray(rgb8[box]), matte[box], None if face is None else face[box],
-                                     face_width, region[box])
-            return out
-    return _refine_matte(rgb8, matte, face, face_width, region)
-
-
-def _refine_matte(rgb8: np.ndarray, matte: np.ndarray, face: np.ndarray | None, face_width: float,
-                  region: np.ndarray | None = None) -> np.ndarray:
-    """Snap the segmentation's soft, blobby edge to the photo's colours.
-
-    The selfie segmenter's matte is smooth and often swallows background next to the neck and hair;
-    a turned head would carry that background along. In a band around its edge each pixel is
-    unmixed against smooth estimates of the nearby person colour F and background colour B (pulled
-    in from the sure regions on either side): alpha = (I − B)·(F − B) / |F − B|², trusted as far as
-    F and B differ, then edge-aware smoothed. The face (from the mesh) stays solid; outside ``region``
-    (where nothing moves) the matte is left alone.
-    """
-    img = rgb8.astype(np.float32) / 255.0
-    core = (matte > 0.5).astype(np.uint8)
-    band_w = max(3.0, 0.15 * face_width)
-    d_in = cv2.distanceTransform(core, cv2.DIST_L2, 3)
-    d_out = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
-    sure_fg = d_in > band_w
-    if face is not None:
-        sure_fg |= face
-    sure_bg = d_out > band_w
-    if not sure_fg.any() or not sure_bg.any():
-        return matte.astype(np.float32)
-    fg = push_pull(img, sure_fg.astype(np.float32))
-    bg = push_pull(img, sure_bg.astype(np.float32))
-    diff = fg - bg
-    den = np.maximum((diff * diff).sum(axis=2), 1e-6)
-    a = np.clip(((img - bg) * diff).sum(axis=2) / den, 0.0, 1.0)
-    conf = np.clip(np.sqrt(den) / 0.2, 0.0, 1.0)
-    band = ~sure_fg & ~sure_bg
-    est = np.where(band, conf * a + (1.0 - conf) * matte, matte).astype(np.float32)
-    r = max(1, round(0.02 * face_width))
-    est = np.clip((cv2.ximgproc.guidedFilter(rgb8, est, r, 2e-3 * 255 * 255) - 0.1) / 0.8, 0.0, 1.0)
-    # carve away only background-coloured pixels connected to the sure background (the blobby
-    # overhang); a background-like pixel inside the person (a hair highlight) is no hole
-    low = (est < 0.35).astype(np.uint8)
-    n, labels = cv2.connectedComponents(low, connectivity=4)
-    outside = np.zeros(n, bool)
-    outside[np.unique(labels[sure_bg & (low > 0)])] = True
-    outside[0] = False
-    carve = outside[labels]
-    carve = cv2.dilate(carve.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (est < 0.9)
-    out = np.where(carve, est, np.maximum(est, matte))
-    if region is not None:
-        out = np.where(region, out, matte)
-    if face is not None:
-        out = np.maximum(out, face.astype(np.float32))
-    return cv2.GaussianBlur(out.astype(np.float32), (0, 0), 0.6)
-
-
 def _outline_at_pivot_depth(depth: np.ndarray, inside: np.ndarray, face: np.ndarray, rigidity: np.ndarray,
                             z_pivot: float, face_width: float) -> np.ndarray:
     """Bring the head's outline forward to the depth of the axis it turns about.
@@ -174,11 +102,11 @@ def _outline_at_pivot_depth(depth: np.ndarray, inside: np.ndarray, face: np.ndar
     return out.astype(np.float32)
 
 
-def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None = None,
-                  focal: float | None = None) -> WarpGeometry:
+def warp_geometry(analysis, side: int | None = None, *, focal: float | None = None) -> WarpGeometry:
     """A ``WarpGeometry`` for a ``FaceAnalysis`` (which must have landmarks) at long side ``side``.
 
-    With the photo (``rgb``, linear, any size) the matte's edge is refined to the photo's edges.
+    The matte is the analysis' own, whose edge around the head the analysis already snapped to the
+    photo (``matte_edge.refine_matte``).
     """
     if analysis.landmarks is None:
         raise ValueError("a view change needs face landmarks")
@@ -193,10 +121,6 @@ def warp_geometry(analysis, side: int | None = None, *, rgb: np.ndarray | None =
     rig = rigidity_map(lm, (size[1], size[0]), to_work)
     face = cv2.resize(analysis.face_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
     face_w = cv2.GaussianBlur(face.astype(np.float32), (0, 0), max(1.0, 0.02 * analysis.face_width * s))
-    if rgb is not None:
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        matte = refine_matte(encode_from_linear(np.clip(small, 0, 1), 8), matte, face,
-                             analysis.face_width * size[0] / gw, _dilate(rig > 0.5, 3))
     person = cv2.resize(analysis.person.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
     depth = extend_nearest(depth, person | (matte > 0.5))
     # below the chin the completed surface bulges toward the camera (chest); the neck that twists

@@ -157,7 +157,7 @@ class PhysicalBackend:
         side = VIEW_SIDE[quality]
         if side is not None:  # grown for a small face, but never finer than the image it renders
             side = min(round(side * analysis.detail), max(side, *rgb.shape[:2]))
-        geom = warp_geometry(analysis, side, rgb=rgb)
+        geom = warp_geometry(analysis, side)
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
