@@ -78,6 +78,29 @@ def test_full_length_portrait_is_found_and_turned(sample_rgb) -> None:
     assert max(preview_ctx.size) <= 512
 
 
+@pytest.mark.slow
+def test_a_full_length_portraits_shading_covers_the_person_only(sample_rgb) -> None:
+    """Its shading maps keep the face's detail, ~1 MP over the whole frame, most of it backdrop: the
+    context is worked out in the person's box (4× fewer pixels here) and relights exactly as the whole
+    frame's, the backdrop too when the rig relights it (that one asks for the whole frame)."""
+    from icportrait_studio.lighting.relight import prepare, relight_image
+
+    tall = _pasted(sample_rgb, (2000, 3000), 600, (700, 400))
+    a = analyze(tall)
+    boxed, whole = prepare(tall, a), prepare(tall, a, boxed=False)
+    assert boxed.box is not None and whole.box is None and boxed.size == whole.size
+    x0, y0, x1, y1 = boxed.box
+    assert (x1 - x0) * (y1 - y0) < 0.3 * boxed.size[0] * boxed.size[1]
+    for background in (False, True):
+        rig = LightRig(lights=(Light(azimuth=-50, elevation=20), Light(azimuth=60, kind="point", distance=1.5)),
+                       relight_background=background)
+        out_boxed, shading_boxed = relight_image(tall, boxed, rig, a)
+        out_whole, shading_whole = relight_image(tall, whole, rig, a)
+        assert shading_boxed.shape == shading_whole.shape
+        np.testing.assert_allclose(out_boxed, out_whole, atol=1e-4)
+    assert not np.allclose(out_boxed[:200], tall[:200])  # the backdrop was relit, far outside the box
+
+
 def test_a_face_too_small_to_turn_is_left_with_a_clear_message(sample_rgb) -> None:
     small = cv2.resize(sample_rgb, (64, 64), interpolation=cv2.INTER_AREA)
     backend = PhysicalBackend(identity_check=False)
