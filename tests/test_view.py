@@ -207,7 +207,23 @@ def test_cli_view_writes_image_and_report(tmp_path: Path, sample_path: Path, cap
     data = json.loads(report.read_text())
     assert data["status"] == "ok" and data["view"]["yaw"] == 20.0
     assert data["identity_distance"] is not None and data["identity_distance"] < 0.5
-    assert "identity distance" in printed
+    assert "identity distance" in printed and "yaw +20°" in printed and data["view_applied"] is True
+
+
+def test_cli_view_of_a_photo_without_a_face_says_the_view_is_unchanged(tmp_path: Path, capsys) -> None:
+    """The file is written (relit), a warning says why, and the result's own line no longer claims the turn."""
+    from PIL import Image
+
+    from icportrait_studio.cli import main
+
+    src, out, report = tmp_path / "wall.png", tmp_path / "out.png", tmp_path / "r.json"
+    Image.fromarray(np.full((96, 128, 3), 170, np.uint8)).save(src)
+    code = main(["view", str(src), "-o", str(out), "--yaw", "20", "--report", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0 and out.exists()
+    assert "view unchanged" in captured.out and "yaw +20" not in captured.out
+    assert "the view was not changed" in captured.err
+    assert json.loads(report.read_text())["view_applied"] is False
 
 
 @pytest.mark.slow

@@ -86,9 +86,12 @@ def cmd_view(args: argparse.Namespace) -> int:
             if dist > IDENTITY_WARN:
                 print(f"icportrait: {args.input}: warning: identity distance {dist:.2f} is above {IDENTITY_WARN}: "
                       "the result may not look like the same person", file=sys.stderr)
+        report["view_applied"] = res.info.get("view") is not None
         if not args.quiet:
-            print(f"{args.input} -> {output} (yaw {view.yaw:+g}°, pitch {view.pitch:+g}°, {ident}, "
-                  f"{(time.perf_counter() - t0) * 1000:.0f} ms)")
+            # a refused turn (no face, a face too small) is said on the result's own line too, not only in
+            # the warning above it: the file was written relit but not turned
+            turned = f"yaw {view.yaw:+g}°, pitch {view.pitch:+g}°" if report["view_applied"] else "view unchanged"
+            print(f"{args.input} -> {output} ({turned}, {ident}, {(time.perf_counter() - t0) * 1000:.0f} ms)")
     except ICPortraitError as exc:
         code = 1
         report.update(status="failed", error=str(exc))
