@@ -20,8 +20,9 @@ def test_an_image_gives_the_same_landmarks_whatever_was_detected_before(sample8:
     first = facemesh.detect_faces(sample8)
     assert len(first) == 1
     # the same face a few pixels away: a graph that kept tracking would start from its landmarks
-    for shift in (8, -16):
-        facemesh.detect_faces(np.ascontiguousarray(np.roll(sample8, shift, axis=1)))
+    for shift in (8, -16, None, 8):  # None: a frame with no face between them
+        frame = np.full_like(sample8, 90) if shift is None else np.roll(sample8, shift, axis=1)
+        facemesh.detect_faces(np.ascontiguousarray(frame))
     again = facemesh.detect_faces(sample8)
     assert len(again) == 1
     np.testing.assert_array_equal(again[0].landmarks, first[0].landmarks)
