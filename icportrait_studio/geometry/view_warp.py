@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.geometry.camera import PerspectiveCamera, rotate_fields
+from icportrait_studio.geometry.camera import OUTLINE_PIVOT_FORWARD, PIVOT_FORWARD, PerspectiveCamera, rotate_fields
 from icportrait_studio.geometry.view_fill import (
     _box_fill,
     _dilate,
@@ -262,13 +262,19 @@ def _expand(box: tuple[int, int, int, int], m: int, w: int, h: int) -> tuple[int
 
 def _moved_outline(geom: WarpGeometry, yaw: float, pitch: float) -> np.ndarray:
     """The kept silhouette in the turned view: a round head's outline does not change shape when it
-    turns, it only travels with the head's centre (which swings about the pivot in front of it)."""
+    turns, it only travels with the head's centre (which swings about the pivot in front of it).
+
+    It swings as far as about a pivot ``OUTLINE_PIVOT_FORWARD`` of the way toward the nose, not the
+    face's ``PIVOT_FORWARD``: the centre sits behind both on the head's forward axis, so that is the
+    rigid swing scaled by their ratio. Swung the whole way, the outline clipped the far side's bob and
+    left backdrop beside the near cheek (tests in test_view.py)."""
     keep = geom.keep_alpha.astype(np.float32)
     if geom.center is None:
         return keep
     c = np.array(geom.center, np.float32)
     moved = transform_points(geom, c[None, :], yaw, pitch)[0]
-    dx, dy = float(moved[0] - c[0]), float(moved[1] - c[1])
+    swing = OUTLINE_PIVOT_FORWARD / PIVOT_FORWARD
+    dx, dy = float(moved[0] - c[0]) * swing, float(moved[1] - c[1]) * swing
     if abs(dx) < 1e-3 and abs(dy) < 1e-3:
         return keep
     h, w = keep.shape
