@@ -103,8 +103,6 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-# ------------------------------------------------------------------------------------------ flow
-
 
 def push_pull(values: np.ndarray, weights: np.ndarray, levels: int = 8) -> np.ndarray:
     """Fill where ``weights`` is 0 with a smooth membrane from the surrounding values (pyramid push-pull).
