@@ -45,6 +45,7 @@ from icportrait_studio.core.presets import load_preset  # noqa: E402
 from icportrait_studio.core.request import EditRequest  # noqa: E402
 from icportrait_studio.core.view import ViewPose  # noqa: E402
 from icportrait_studio.geometry.analysis import analyze  # noqa: E402
+from icportrait_studio.geometry.head_split import body_beside_head  # noqa: E402
 from icportrait_studio.geometry.topology import face_topology  # noqa: E402
 from icportrait_studio.imaging.color import encode_from_linear  # noqa: E402
 from icportrait_studio.imaging.io import load_image, save_image  # noqa: E402
@@ -231,7 +232,7 @@ def bench_roundtrip(paths: list[Path]) -> dict:
             face = cv2.resize(a.face_mask.astype(np.uint8), (rgb.shape[1], rgb.shape[0]),
                               interpolation=cv2.INTER_NEAREST).astype(bool)
             # chained on the carried geometry (working size = photo size for photos up to 512 px)
-            g = vs.warp_geometry(a)
+            g = vs.warp_geometry(a, body=body_beside_head(rgb, a))  # as the backend builds it
             if g.shape == rgb.shape[:2]:
                 w1 = vw.backward_warp(g, v.yaw, v.pitch)
                 there, _ = vl.composite(w1, vl.make_layers(rgb, g.matte, g.keep_alpha), original=rgb)

@@ -37,6 +37,15 @@ def sample_analysis(sample_rgb):
 
 
 @pytest.fixture(scope="session")
+def sample_geometry(sample_rgb, sample_analysis):
+    """The sample's warp geometry at the analysis' size, built as the backend builds it (collar split)."""
+    from icportrait_studio.geometry.head_split import body_beside_head
+    from icportrait_studio.geometry.view_setup import warp_geometry
+
+    return warp_geometry(sample_analysis, body=body_beside_head(sample_rgb, sample_analysis))
+
+
+@pytest.fixture(scope="session")
 def sample_context(sample_rgb, sample_analysis):
     from icportrait_studio.lighting.relight import prepare
 

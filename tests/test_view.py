@@ -311,12 +311,11 @@ def test_smooth_fill_continues_the_person_not_the_background() -> None:
 
 
 @pytest.mark.parametrize("yaw", [-30])
-def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis, yaw: float) -> None:
+def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis, sample_geometry, yaw: float) -> None:
     """On the sample at −30° the cheek turning into view is a wide hole below the hair; its smooth fill
     used to be pulled from the pale background beside it as much as from the cheek and hair."""
-    from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis)
+    g = sample_geometry
     warp = backward_warp(g, yaw, 0)
     layers = make_layers(sample_rgb, g.matte, g.keep_alpha)
     out, _ = composite(warp, layers, original=sample_rgb)
@@ -423,14 +422,13 @@ def test_turned_face_analysed_again_finds_the_carried_eye_depth(sample_rgb, samp
 
 
 @pytest.mark.parametrize("yaw", [30, -30])
-def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis, yaw: float) -> None:
+def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis, sample_geometry, yaw: float) -> None:
     """On the side the face turns toward, the head's rounded edge rotates out of sight inside the outline
     moved with the head's centre; that band was synthesised from the face as ghostly hair (about as
     much fill as on the side turning into view). Now it is left to the background; the near side, where
     the back of the head turns into view, is still filled."""
-    from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis)
+    g = sample_geometry
     warp = backward_warp(g, yaw, 0)
     filled = warp.full("filled", False)
     right = np.broadcast_to(np.arange(g.shape[1])[None, :] > g.center[0], g.shape)
@@ -440,14 +438,13 @@ def test_far_side_outline_follows_the_receding_head(sample_rgb, sample_analysis,
 
 
 @pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (0, 20)])
-def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, yaw: float, pitch: float) -> None:
+def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, sample_geometry, yaw: float,
+                                                  pitch: float) -> None:
     """A piece of the helmet's rim beside the jaw turned with the head and floated above the rim (joined
     to the head by its faint edge only, so the crumb filter kept it): now dropped with its fringe."""
     import cv2
 
-    from icportrait_studio.geometry.view_setup import warp_geometry
-
-    g = warp_geometry(sample_analysis)
+    g = sample_geometry
     alpha = backward_warp(g, yaw, pitch).alpha
     _, _, stats, _ = cv2.connectedComponentsWithStats((alpha > 0.5).astype(np.uint8), connectivity=8)
     areas = sorted(stats[1:, cv2.CC_STAT_AREA].tolist(), reverse=True)
@@ -455,13 +452,12 @@ def test_no_torn_off_piece_floats_beside_the_head(sample_rgb, sample_analysis, y
 
 
 @pytest.mark.parametrize("yaw", [30, -30])
-def test_far_side_hair_stays_beside_the_turning_face(sample_rgb, sample_analysis, yaw: float) -> None:
+def test_far_side_hair_stays_beside_the_turning_face(sample_rgb, sample_analysis, sample_geometry, yaw: float) -> None:
     """A round head's outline hardly moves when it turns; the hair inflated from the matte used to sit
     far behind the turning axis at the outline, so the far side's bob swung in behind the cheek (the
     outline receded by 0.15-0.23 face widths at eye height on the sample) and ended in a vertical cut."""
-    from icportrait_studio.geometry.view_setup import warp_geometry
 
-    g = warp_geometry(sample_analysis)
+    g = sample_geometry
     turned = backward_warp(g, yaw, 0).person_alpha(g.matte) > 0.5
     src = g.matte > 0.5
     receded = []
@@ -472,16 +468,14 @@ def test_far_side_hair_stays_beside_the_turning_face(sample_rgb, sample_analysis
 
 
 @pytest.mark.parametrize(("yaw", "pitch"), [(30, 0), (-30, 0), (0, -20)])
-def test_no_background_specks_inside_the_turned_person(sample_rgb, sample_analysis, yaw: float,
+def test_no_background_specks_inside_the_turned_person(sample_rgb, sample_analysis, sample_geometry, yaw: float,
                                                        pitch: float) -> None:
     """A lone splat inside a filled region (the collar at +30°) was dropped as a crumb and then kept as
     "rendered", so the background plate showed through as bright specks: a see-through pixel or two
     ringed by solid person is now filled like the region around it."""
     import cv2
 
-    from icportrait_studio.geometry.view_setup import warp_geometry
-
-    g = warp_geometry(sample_analysis)
+    g = sample_geometry
     alpha = backward_warp(g, yaw, pitch).person_alpha(g.matte)
     _, labels, stats, _ = cv2.connectedComponentsWithStats((alpha < 0.1).astype(np.uint8), connectivity=4)
     specks = 0

@@ -39,16 +39,21 @@ def _face_coords(landmarks: np.ndarray, shape: tuple[int, int], scale: float
     return vert, lat, chin_depth, eye_chin
 
 
-def rigidity_map(landmarks: np.ndarray, shape: tuple[int, int], scale: float) -> np.ndarray:
+def rigidity_map(landmarks: np.ndarray, shape: tuple[int, int], scale: float,
+                 body: np.ndarray | None = None) -> np.ndarray:
     """How much each pixel turns with the head: 1 on the head, 0 on what the neck carries.
 
     The head is a region around the pivot, as wide as the hair at the temples and narrowing to the
     jaw (so a collar or shoulder that reaches up beside the jaw stays put); below the chin only a
     neck-wide column turns, less and less as it goes down. Measured in the face's own frame.
+    ``body`` (0..1 at ``shape``, ``head_split.body_beside_head``) takes what the photo shows to be
+    the body (a collar standing beside the jaw) out of the head; the neck column keeps its share.
     """
     vert, lat, chin_depth, eye_chin = _face_coords(landmarks, shape, scale)
     half_width = 0.9 - 0.4 * _smoothstep(vert, -0.1, 0.7)
     head = (1.0 - _smoothstep(lat / half_width, 1.0, 1.2)) * (1.0 - _smoothstep(vert, 1.0, 1.15))
+    if body is not None:
+        head = head * (1.0 - body)
     t = (vert - 1.0) * chin_depth / eye_chin  # below the chin, in eye-to-chin lengths
     neck = (1.0 - _smoothstep(t, 0.05, 0.6)) * (1.0 - _smoothstep(lat, 0.25, 0.6))
     return np.maximum(head, neck).astype(np.float32)
@@ -102,11 +107,13 @@ def _outline_at_pivot_depth(depth: np.ndarray, inside: np.ndarray, face: np.ndar
     return out.astype(np.float32)
 
 
-def warp_geometry(analysis, side: int | None = None, *, focal: float | None = None) -> WarpGeometry:
+def warp_geometry(analysis, side: int | None = None, *, focal: float | None = None,
+                  body: np.ndarray | None = None) -> WarpGeometry:
     """A ``WarpGeometry`` for a ``FaceAnalysis`` (which must have landmarks) at long side ``side``.
 
     The matte is the analysis' own, whose edge around the head the analysis already snapped to the
-    photo (``matte_edge.refine_matte``).
+    photo (``matte_edge.refine_matte``). ``body`` (at the analysis' geometry size, from
+    ``head_split.body_beside_head``) keeps a collar beside the jaw with the body.
     """
     if analysis.landmarks is None:
         raise ValueError("a view change needs face landmarks")
@@ -118,7 +125,9 @@ def warp_geometry(analysis, side: int | None = None, *, focal: float | None = No
     matte = np.clip(cv2.resize(analysis.matte, size, interpolation=interp), 0, 1).astype(np.float32)
     to_work = size[0] / analysis.image_size[0]
     lm = analysis.landmarks
-    rig = rigidity_map(lm, (size[1], size[0]), to_work)
+    if body is not None:
+        body = np.clip(cv2.resize(body, size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    rig = rigidity_map(lm, (size[1], size[0]), to_work, body)
     face = cv2.resize(analysis.face_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
     face_w = cv2.GaussianBlur(face.astype(np.float32), (0, 0), max(1.0, 0.02 * analysis.face_width * s))
     person = cv2.resize(analysis.person.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)

@@ -31,6 +31,7 @@ from icportrait_studio.core.view import ViewPose
 from icportrait_studio.errors import InputError
 from icportrait_studio.geometry.analysis import FaceAnalysis, analyze
 from icportrait_studio.geometry.camera import rotate_rig, rotation
+from icportrait_studio.geometry.head_split import body_beside_head
 from icportrait_studio.geometry.view_layers import (
     Layers,
     composite,
@@ -157,7 +158,7 @@ class PhysicalBackend:
         side = VIEW_SIDE[quality]
         if side is not None:  # grown for a small face, but never finer than the image it renders
             side = min(round(side * analysis.detail), max(side, *rgb.shape[:2]))
-        geom = warp_geometry(analysis, side)
+        geom = warp_geometry(analysis, side, body=body_beside_head(rgb, analysis))
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
