@@ -285,7 +285,26 @@ def _moved_outline(geom: WarpGeometry, yaw: float, pitch: float) -> np.ndarray:
 OUTLINE_CLOSE = 0.3  # face widths: gaps in the turned surface narrower than this still count as covered
 
 
-def _receding_outline(geom: WarpGeometry, keep: np.ndarray, alpha: np.ndarray, yaw: float, pitch: float
+def _far_side(geom: WarpGeometry, yaw: float, pitch: float) -> np.ndarray | None:
+    """Weights (HxW, 0..1) of the side the face turns toward, where the head's surface recedes from the
+    viewer (None: no clear side, a turn too small to move a point ahead of the head's centre)."""
+    if geom.center is None:
+        return None
+    c = np.array(geom.center, np.float32)
+    ahead = c + np.array([0.0, 0.0, 0.5 * geom.scale], np.float32)  # a point on the face, ahead of the centre
+    moved = transform_points(geom, np.stack([c, ahead]), yaw, pitch)
+    away = (moved[1, :2] - ahead[:2]) - (moved[0, :2] - c[:2])
+    norm = float(np.linalg.norm(away))
+    if norm < 0.5:
+        return None
+    away /= norm
+    h, w = geom.shape
+    g = _grid(h, w)
+    side = ((g[..., 0] - moved[0, 0]) * away[0] + (g[..., 1] - moved[0, 1]) * away[1]) / geom.scale
+    return _smoothstep(side, 0.1, 0.3)
+
+
+def _receding_outline(geom: WarpGeometry, keep: np.ndarray, alpha: np.ndarray, far: np.ndarray | None
                       ) -> np.ndarray:
     """``keep`` (the outline moved with the head's centre) held to the turned surface on the far side.
 
@@ -293,23 +312,12 @@ def _receding_outline(geom: WarpGeometry, keep: np.ndarray, alpha: np.ndarray, y
     seen from the front has its widest section at the ears, so its outline there shrinks toward the
     centre rather than travel with it, and the depth map's rounded edge recedes further still. The band
     between that edge and the moved outline would be synthesised from the face as ghostly hair: on the
-    far side the outline is where the turned surface reaches (gaps narrower than OUTLINE_CLOSE closed).
-    The near side keeps the moved outline: there the back of the head turns into view.
+    far side (``far``, from ``_far_side``) the outline is where the turned surface reaches (gaps narrower
+    than OUTLINE_CLOSE closed). The near side keeps the moved outline: there the back of the head turns
+    into view.
     """
-    if geom.center is None:
+    if far is None:
         return keep
-    c = np.array(geom.center, np.float32)
-    ahead = c + np.array([0.0, 0.0, 0.5 * geom.scale], np.float32)  # a point on the face, ahead of the centre
-    moved = transform_points(geom, np.stack([c, ahead]), yaw, pitch)
-    away = (moved[1, :2] - ahead[:2]) - (moved[0, :2] - c[:2])
-    norm = float(np.linalg.norm(away))
-    if norm < 0.5:
-        return keep
-    away /= norm
-    h, w = keep.shape
-    g = _grid(h, w)
-    side = ((g[..., 0] - moved[0, 0]) * away[0] + (g[..., 1] - moved[0, 1]) * away[1]) / geom.scale
-    far = _smoothstep(side, 0.1, 0.3)
     k = int(OUTLINE_CLOSE * geom.scale) | 1
     cover = cv2.morphologyEx((alpha > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     cover = cv2.GaussianBlur(cv2.dilate(cover, np.ones((5, 5), np.uint8)).astype(np.float32), (0, 0), 1.0)
@@ -456,15 +464,24 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
     inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
-    keep = _receding_outline(sub, keep, alpha, yaw, pitch)
+    far = _far_side(sub, yaw, pitch)
+    keep = _receding_outline(sub, keep, alpha, far)
     keep = _near_side_outline(sub, keep, yaw)
     need = np.maximum(alpha, keep) > 0.5
     good = rendered & (src_ok > 0.5) & ~dropped
-    fill = (need & ~rendered) | ((keep > 0.5) & ~good) | (need & dropped)
+    # the turned head's own rim: photo pixels at the matte's edge (not texture worth copying, see
+    # ``inner``) that still lie on the kept outline's edge are the silhouette as the photo saw it
+    # (compressed on the far side); synthesised, they blurred the far cheek into the backdrop. Only what
+    # turns with the head keeps its rim (a still collar's edge beside a turned jaw is filled as before)
+    k5 = np.ones((5, 5), np.uint8)  # the same width as ``inner``'s erosion
+    src_rig = cv2.remap(sub.rigidity, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
+    rim = rendered & (keep > 0.5) & ~cv2.erode((keep > 0.5).astype(np.uint8), k5).astype(bool) & (src_rig >= 0.5)
+    rim &= (far > 0.5) if far is not None else False  # on the near side the old edge is stretched
+    fill = (need & ~rendered) | ((keep > 0.5) & ~good & ~rim) | (need & dropped)
     if fill.any():
-        fill = _dilate(fill, 2) & ~good & (np.maximum(alpha, keep) > 0.01)
+        fill = _dilate(fill, 2) & ~good & ~rim & (np.maximum(alpha, keep) > 0.01)
         mp, dist = reflect_fill(mp, good, fill, REFLECT_SMOOTH * geom.scale)
-        alpha = np.where(fill, np.maximum(keep, alpha), alpha).astype(np.float32)
+        alpha = np.where(fill | rim, np.maximum(keep, alpha), alpha).astype(np.float32)
         # a mirror deep inside a wide hole would copy whole features (a second eye): where it would
         # reflect the face, fade to a smooth fill; hair and skin elsewhere keep their mirrored texture
         depth = REFLECT_DEPTH * geom.scale
