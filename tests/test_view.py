@@ -335,7 +335,7 @@ def test_cheek_turning_into_view_is_filled_with_skin(sample_rgb, sample_analysis
 
 
 def test_torn_off_crumbs_are_dropped_and_real_pieces_kept() -> None:
-    from icportrait_studio.geometry.view_warp import _drop_islands
+    from icportrait_studio.geometry.view_splat import _drop_islands
 
     mask = np.zeros((100, 100), np.uint8)
     mask[10:70, 10:60] = 1  # the person
@@ -525,7 +525,7 @@ def test_turned_alpha_edge_is_antialiased() -> None:
     """Where the turned person ends, alpha fell from 1 to 0 between one pixel and the next along a mask's
     stair-stepped edge (jagged hair against the background on the far side): it now ramps over the edge
     band, and the inside keeps its value."""
-    from icportrait_studio.geometry.view_warp import _antialiased
+    from icportrait_studio.geometry.view_splat import _antialiased
 
     h, w = 40, 60
     cover = np.arange(w)[None, :] < 30 + (np.arange(h) // 4)[:, None]
