@@ -78,3 +78,30 @@ def test_turn_with_a_nod_leaves_the_collar_below(sample_rgb, sample_analysis, sa
     before = int(((lum < 0.12) & region).sum())
     after = int(((turned < 0.12) & region).sum())
     assert after < 1.25 * before
+
+
+def test_the_split_runs_once_per_photo(sample_rgb, monkeypatch) -> None:
+    """The preview and the full quality each build their view geometry; the split is at the analysis'
+    size, so both share one (it costs ~30 ms)."""
+    import icportrait_studio.pipeline.physical as physical
+    from icportrait_studio.core.lights import LightRig
+    from icportrait_studio.core.request import EditRequest
+    from icportrait_studio.core.view import ViewPose
+    from icportrait_studio.pipeline.base import SourceImage
+
+    calls = []
+
+    def counted(rgb, analysis):
+        calls.append(rgb.shape)
+        return body_beside_head(rgb, analysis)
+
+    monkeypatch.setattr(physical, "body_beside_head", counted)
+    backend = physical.PhysicalBackend(identity_check=False)
+    src = SourceImage("split-once", sample_rgb)
+    rig = LightRig(lights=(), keep_original=1.0)
+    for quality in ("preview", "full", "preview"):
+        backend.run(EditRequest("split-once", rig, view=ViewPose(20, 5), quality=quality), src)
+    assert len(calls) == 1
+    backend.forget("split-once")
+    backend.run(EditRequest("split-once", rig, view=ViewPose(20, 5), quality="full"), src)
+    assert len(calls) == 2

@@ -98,6 +98,7 @@ class PhysicalBackend:
         self._sized_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._views: OrderedDict[tuple, ViewContext] = OrderedDict()
         self._embeddings: OrderedDict[str, np.ndarray | None] = OrderedDict()
+        self._bodies: OrderedDict[str, np.ndarray | None] = OrderedDict()  # collar splits, one per photo
         self._distances: OrderedDict[tuple, float | None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -108,6 +109,7 @@ class PhysicalBackend:
         with self._lock:
             self._analyses.pop(image_id, None)
             self._embeddings.pop(image_id, None)
+            self._bodies.pop(image_id, None)
             for cache in (self._contexts, self._sized_cache, self._views, self._distances):
                 for key in [k for k in cache if k[0] == image_id]:
                     del cache[key]
@@ -158,7 +160,7 @@ class PhysicalBackend:
         side = VIEW_SIDE[quality]
         if side is not None:  # grown for a small face, but never finer than the image it renders
             side = min(round(side * analysis.detail), max(side, *rgb.shape[:2]))
-        geom = warp_geometry(analysis, side, body=body_beside_head(rgb, analysis))
+        geom = warp_geometry(analysis, side, body=self._body(source, analysis, rgb))
         size = (rgb.shape[1], rgb.shape[0])
         matte = cv2.resize(geom.matte, size, interpolation=cv2.INTER_LINEAR)
         keep = cv2.resize(geom.keep_alpha, size, interpolation=cv2.INTER_LINEAR)
@@ -168,6 +170,17 @@ class PhysicalBackend:
         with self._lock:
             self._put(self._views, key, vctx, CACHE_IMAGES * 2)
         return vctx
+
+    def _body(self, source: SourceImage, analysis: FaceAnalysis, rgb: np.ndarray) -> np.ndarray | None:
+        """What beside the jaw is body (``head_split``), split once per photo: it is computed at the
+        analysis' geometry size, so the preview's and the full quality's view geometry share it."""
+        with self._lock:
+            if source.image_id in self._bodies:
+                return self._bodies[source.image_id]
+        body = body_beside_head(rgb, analysis)
+        with self._lock:
+            self._put(self._bodies, source.image_id, body, CACHE_IMAGES)
+        return body
 
     def _sized(self, source: SourceImage, max_side: int | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The photo at ``max_side`` (cached: previews must not pay a full-size downscale per drag event)."""
