@@ -91,8 +91,8 @@ def body_beside_head(rgb_linear: np.ndarray, analysis) -> np.ndarray | None:
     body = np.isin(comp, joined[joined > 0])
     may = person_s & ~_dilate(face_s, 1)
     out = np.zeros((gh, gw), np.float32)
-    body = _dilate(body, GROW) & person_s
-    out[box] = cv2.resize((body & may).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    out[box] = cv2.resize((_dilate(body, GROW) & may).astype(np.float32), (x1 - x0, y1 - y0),
+                          interpolation=cv2.INTER_LINEAR)
     out *= _smoothstep(vert, *BELOW_EYES)
     out = cv2.GaussianBlur(out, (0, 0), max(0.5, SOFTEN * fw))
     return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -365,7 +365,8 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     # splat in a filled region showed the background plate through the collar as a bright speck
     dropped = before & (alpha < 0.5)
     # texture worth copying: inside the head, clear of the matte's mixed edge pixels
-    inner = cv2.erode((matte > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    k5 = np.ones((5, 5), np.uint8)  # the matte's mixed edge band (also the head's rim, below)
+    inner = cv2.erode((matte > 0.9).astype(np.uint8), k5).astype(np.float32)
     src_ok = cv2.remap(np.minimum(inner, sub.rigidity), mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
     far = _far_side(sub, yaw, pitch)
     keep = _receding_outline(sub, keep, alpha, far)
@@ -376,7 +377,6 @@ def backward_warp(geom: WarpGeometry, yaw: float, pitch: float) -> Warp:
     # ``inner``) that still lie on the kept outline's edge are the silhouette as the photo saw it
     # (compressed on the far side); synthesised, they blurred the far cheek into the backdrop. Only what
     # turns with the head keeps its rim (a still collar's edge beside a turned jaw is filled as before)
-    k5 = np.ones((5, 5), np.uint8)  # the same width as ``inner``'s erosion
     src_rig = cv2.remap(sub.rigidity, mp[..., 0], mp[..., 1], cv2.INTER_LINEAR)
     rim = rendered & (keep > 0.5) & ~cv2.erode((keep > 0.5).astype(np.uint8), k5).astype(bool) & (src_rig >= 0.5)
     rim &= (far > 0.5) if far is not None else False  # on the near side the old edge is stretched
