@@ -91,8 +91,9 @@ def run(subject: str, encoding: str, normals: np.ndarray | None) -> list[tuple[f
     analysis = analyze(decode_to_linear(rgb8))  # the face mesh sees the photo as a viewer shows it
     if normals is not None:
         good = np.isfinite(normals).all(axis=2) & (np.abs(normals).sum(axis=2) > 0)
+        # the relight shades with ``shading_normals`` when the analysis has them: replace both
         analysis = dataclasses.replace(analysis, normals=np.where(good[..., None], normals, analysis.normals)
-                                       .astype(np.float32))
+                                       .astype(np.float32), shading_normals=None)
     ctx = prepare(lin, analysis)
     out = []
     for t in TARGETS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -9,7 +10,8 @@ from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.geometry.analysis import analyze
 from icportrait_studio.geometry.topology import NOSE_TIP
 from icportrait_studio.lighting.estimate import LUMA
-from icportrait_studio.lighting.relight import relight_image
+from icportrait_studio.lighting.relight import prepare, relight_image
+from icportrait_studio.lighting.shading import render_rig
 from icportrait_studio.lighting.shadows import shadow_visibility
 
 
@@ -64,6 +66,37 @@ def test_nose_casts_its_shadow_away_from_the_light(sample_context) -> None:
     right = vis[yy - dy:yy + dy + 1, xx + dx // 2:xx + 2 * dx].mean()
     assert right > 0.9  # the lit side of the nose is unshadowed
     assert left < right - 0.3  # the nose shadow falls to the image left
+
+
+def test_relighting_with_the_estimated_source_light_reproduces_the_photo(sample_rgb, sample_analysis,
+                                                                         sample_context) -> None:
+    """A face lit by a known light (the sample's geometry rendered under it, a textured skin albedo): the
+    light the engine reads from the photo, handed back as the rig, gives the photo back; another light
+    does not (so the check can fail)."""
+    h, w = sample_rgb.shape[:2]
+    true = LightRig(lights=(Light(azimuth=-40, elevation=20, size=0.1),), ambient=0.15, specular=0.0)
+    diffuse, _ = render_rig(sample_context.geometry, true)
+    shading = cv2.resize(diffuse, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = np.random.default_rng(0).standard_normal((h, w)).astype(np.float32)
+    texture = 1.0 + 0.1 * cv2.GaussianBlur(noise, (0, 0), 2.0)
+    lit = np.clip(np.array([0.45, 0.3, 0.24], np.float32) * texture[..., None] * shading, 0.0, 1.0)
+    photo = np.where((sample_analysis.matte > 0.5)[..., None], lit, sample_rgb).astype(np.float32)
+    ctx = prepare(photo, sample_analysis)
+    est = ctx.source
+    cos = float(np.dot(est.direction, Light(azimuth=-40, elevation=20).direction))
+    assert np.degrees(np.arccos(min(1.0, cos))) < 6.0
+
+    skin = sample_analysis.skin_mask
+
+    def error(azimuth: float, elevation: float) -> float:
+        rig = LightRig(lights=(Light(azimuth=azimuth, elevation=elevation, size=0.1),), ambient=0.15, specular=0.0)
+        out, _ = relight_image(photo, ctx, rig, sample_analysis)
+        a, b = out[skin].ravel(), photo[skin].ravel()
+        gain = float(a @ b) / float(a @ a)  # the rig's exposure is relative: compare up to one gain
+        return float(np.median(np.abs(gain * a - b) / np.maximum(b, 1e-3)))
+
+    assert error(est.azimuth, est.elevation) < 0.05
+    assert error(40, 20) > 0.3  # the mirrored light is far from the photo
 
 
 def test_keep_original_one_returns_the_photo(sample_rgb, sample_analysis, sample_context) -> None:
