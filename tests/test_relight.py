@@ -68,19 +68,24 @@ def test_nose_casts_its_shadow_away_from_the_light(sample_context) -> None:
     assert left < right - 0.3  # the nose shadow falls to the image left
 
 
+def _face_lit_by(light: Light, sample_rgb, sample_analysis, sample_context) -> np.ndarray:
+    """The sample's person re-rendered under ``light`` (ambient 0.15) with a textured skin-coloured albedo."""
+    h, w = sample_rgb.shape[:2]
+    rig = LightRig(lights=(light,), ambient=0.15, specular=0.0)
+    diffuse, _ = render_rig(sample_context.geometry, rig)
+    shading = cv2.resize(diffuse, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = np.random.default_rng(0).standard_normal((h, w)).astype(np.float32)
+    texture = 1.0 + 0.1 * cv2.GaussianBlur(noise, (0, 0), 2.0)
+    lit = np.clip(np.array([0.45, 0.3, 0.24], np.float32) * texture[..., None] * shading, 0.0, 1.0)
+    return np.where((sample_analysis.matte > 0.5)[..., None], lit, sample_rgb).astype(np.float32)
+
+
 def test_relighting_with_the_estimated_source_light_reproduces_the_photo(sample_rgb, sample_analysis,
                                                                          sample_context) -> None:
     """A face lit by a known light (the sample's geometry rendered under it, a textured skin albedo): the
     light the engine reads from the photo, handed back as the rig, gives the photo back; another light
     does not (so the check can fail)."""
-    h, w = sample_rgb.shape[:2]
-    true = LightRig(lights=(Light(azimuth=-40, elevation=20, size=0.1),), ambient=0.15, specular=0.0)
-    diffuse, _ = render_rig(sample_context.geometry, true)
-    shading = cv2.resize(diffuse, (w, h), interpolation=cv2.INTER_LINEAR)
-    noise = np.random.default_rng(0).standard_normal((h, w)).astype(np.float32)
-    texture = 1.0 + 0.1 * cv2.GaussianBlur(noise, (0, 0), 2.0)
-    lit = np.clip(np.array([0.45, 0.3, 0.24], np.float32) * texture[..., None] * shading, 0.0, 1.0)
-    photo = np.where((sample_analysis.matte > 0.5)[..., None], lit, sample_rgb).astype(np.float32)
+    photo = _face_lit_by(Light(azimuth=-40, elevation=20, size=0.1), sample_rgb, sample_analysis, sample_context)
     ctx = prepare(photo, sample_analysis)
     est = ctx.source
     cos = float(np.dot(est.direction, Light(azimuth=-40, elevation=20).direction))
@@ -97,6 +102,29 @@ def test_relighting_with_the_estimated_source_light_reproduces_the_photo(sample_
 
     assert error(est.azimuth, est.elevation) < 0.05
     assert error(40, 20) > 0.3  # the mirrored light is far from the photo
+
+
+def test_the_photos_own_skin_highlight_does_not_follow_into_a_new_light(sample_rgb, sample_analysis,
+                                                                          sample_context) -> None:
+    """A shine spot where the photo's frontal light mirrors into the camera (the forehead's most frontal
+    skin) is the old light's, not the skin's: relit from the side it is gone (the rig renders its own
+    sheen where the new light puts one), while a ratio relight would keep it 30 % bright."""
+    plain = _face_lit_by(Light(azimuth=0, elevation=0, size=0.1), sample_rgb, sample_analysis, sample_context)
+    lm = sample_analysis.landmarks
+    # the forehead above the brows: skin facing the camera
+    cx, cy = float(lm[9, 0]), float(lm[9, 1] - 0.12 * sample_analysis.face_width)
+    h, w = plain.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.05 * sample_analysis.face_width) ** 2))
+    shiny = (plain * (1.0 + 0.6 * spot[..., None])).astype(np.float32)
+    centre = spot > 0.7
+    assert centre.sum() > 10 and sample_analysis.skin_mask[centre].all()
+    assert (shiny[centre] / plain[centre]).mean() > 1.5
+
+    rig = LightRig(lights=(Light(azimuth=60, elevation=10),), ambient=0.1, specular=0.0)
+    outs = [relight_image(img, prepare(img, sample_analysis), rig, sample_analysis)[0] for img in (plain, shiny)]
+    ratio = float((outs[1][centre] @ LUMA).mean() / (outs[0][centre] @ LUMA).mean())
+    assert ratio < 1.33  # at least half of the shine is gone (it is capped 15 % above the skin around it)
 
 
 def test_keep_original_one_returns_the_photo(sample_rgb, sample_analysis, sample_context) -> None:
