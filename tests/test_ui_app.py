@@ -17,7 +17,7 @@ from PIL import Image
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QEnterEvent, QImage, QKeySequence, QMouseEvent, QWheelEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
 
 from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.core.project import autosave_path
@@ -551,3 +551,44 @@ def test_touchpad_pinch_zooms_the_canvas(window: MainWindow, qtbot) -> None:  # 
     for _ in range(4):  # and together again
         pinch(-0.1)
     assert canvas.zoom() == pytest.approx((1.1 * 0.9) ** 4, rel=1e-3)
+
+
+def _open_with(win: MainWindow, qtbot, action) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(win.documentOpened, timeout=WAIT_MS):
+        action()
+    qtbot.waitUntil(lambda: full_render_shown(win), timeout=WAIT_MS)
+
+
+def test_open_as_linear_light_reads_values_as_light_and_remembers_it(window: MainWindow, qtbot, tmp_path: Path,
+                                                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    values = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    path = tmp_path / "capture.png"
+    Image.fromarray(values).save(path)  # untagged: "auto" reads it as sRGB
+    other = tmp_path / "other.png"
+    Image.fromarray(values[::2, ::2]).save(other)
+
+    # the menu entry, through its file dialog
+    menu_texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "Open as &Linear Light…" in menu_texts
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    _open_with(window, qtbot, window.actions_.open_linear.trigger)
+    doc = window.doc
+    assert doc is not None and doc.encoding == "linear"
+    assert np.allclose(doc.base, values / 255.0, atol=1e-3)  # the file's values are the light
+    assert window.props_panel.value("Image", "Values") == "linear light"
+    relit = doc.relit_layer.pixels
+    assert relit is not None and np.isfinite(relit).all()
+
+    # the plain Open reads the same file as sRGB: darker mid-tones in linear light
+    _open_with(window, qtbot, lambda: window.open_path(str(other)))
+    assert window.doc.encoding == "srgb" and window.props_panel.value("Image", "Values") == "sRGB-encoded"
+    assert float(window.doc.base.mean()) < 0.8 * float(values[::2, ::2].mean() / 255.0)
+
+    # reopening from Open Recent reads it as it was opened
+    window._fill_recent()
+    entries = {a.text(): a for a in window.recent_menu.actions()}
+    linear_entry = [a for t, a in entries.items() if "capture.png" in t]
+    assert linear_entry and "(linear light)" in linear_entry[0].text()
+    assert not any("(linear light)" in t for t in entries if "other.png" in t)
+    _open_with(window, qtbot, linear_entry[0].trigger)
+    assert window.doc.encoding == "linear"

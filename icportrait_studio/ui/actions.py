@@ -58,6 +58,7 @@ class StateCommand(QUndoCommand):
 @dataclass
 class Actions:
     open: QAction
+    open_linear: QAction
     save: QAction
     save_as: QAction
     export: QAction
@@ -108,6 +109,9 @@ def create_actions(win: QMainWindow) -> Actions:
     overlays["none"].setChecked(True)
     return Actions(
         open=_action(win, "&Open…", QKeySequence.StandardKey.Open, "Open a portrait or an .icps project", "open"),
+        open_linear=_action(win, "Open as &Linear Light…", None,
+                            "Open an image whose values are proportional to light but say nothing about it "
+                            "(a machine-vision or scientific capture, a linear export without a profile)"),
         save=_action(win, "&Save Project", QKeySequence.StandardKey.Save, "Save the project (.icps)", "save"),
         save_as=_action(win, "Save Project &As…", "Ctrl+Shift+S", "Save the project under a new name"),
         export=_action(win, "&Export Image…", "Ctrl+E", "Export the result as PNG, JPEG or 16-bit TIFF", "export"),
@@ -134,7 +138,7 @@ def create_actions(win: QMainWindow) -> Actions:
 def build_menus(win: QMainWindow, a: Actions, recent_menu: QMenu, presets_menu: QMenu, panels_menu: QMenu) -> None:
     bar = win.menuBar()
     file = bar.addMenu("&File")
-    file.addActions([a.open])
+    file.addActions([a.open, a.open_linear])
     file.addMenu(recent_menu)
     file.addSeparator()
     file.addActions([a.save, a.save_as])
@@ -221,6 +225,7 @@ class FileOpsMixin:
         w = self  # type: ignore[assignment]
         a: Actions = w.actions_
         a.open.triggered.connect(lambda: self.open_dialog())
+        a.open_linear.triggered.connect(lambda: self.open_dialog(encoding="linear"))
         a.save.triggered.connect(lambda: self.save_project())
         a.save_as.triggered.connect(lambda: self.save_project_as())
         a.export.triggered.connect(lambda: self.export_image())
@@ -242,23 +247,28 @@ class FileOpsMixin:
         self.statusBar().showMessage(text, 15000)  # type: ignore[attr-defined]
         QMessageBox.critical(self, title, text)  # type: ignore[arg-type]
 
-    def open_dialog(self) -> None:
+    def open_dialog(self, encoding: str = "auto") -> None:
+        """Ask for a file and open it; ``encoding`` as ``imaging.io.load_image`` takes it (projects keep
+        their own)."""
         from PySide6.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self, "Open portrait or project",  # type: ignore[arg-type]
+        title = "Open as linear light" if encoding == "linear" else "Open portrait or project"
+        path, _ = QFileDialog.getOpenFileName(self, title,  # type: ignore[arg-type]
                                               self.settings.folder("last_open_dir"), OPEN_FILTER)  # type: ignore[attr-defined]
         if path:
-            self.open_path(path)
+            self.open_path(path, encoding=encoding)
 
     def _fill_recent(self) -> None:
         menu = self.recent_menu  # type: ignore[attr-defined]
         menu.clear()
         files = self.settings.recent_files()  # type: ignore[attr-defined]
         for i, path in enumerate(files):
-            act = menu.addAction(f"&{(i + 1) % 10}  {os.path.basename(path)}")
+            encoding = self.settings.recent_encoding(path)  # type: ignore[attr-defined]
+            suffix = "  (linear light)" if encoding == "linear" else ""
+            act = menu.addAction(f"&{(i + 1) % 10}  {os.path.basename(path)}{suffix}")
             act.setToolTip(path)
             act.setStatusTip(path)
-            act.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+            act.triggered.connect(lambda _c=False, p=path, e=encoding: self.open_path(p, encoding=e))
         if not files:
             menu.addAction("No recent files").setEnabled(False)
         else:
@@ -303,12 +313,14 @@ class FileOpsMixin:
 
     # --- opening ---------------------------------------------------------------------------------------------
 
-    def open_path(self, path: str) -> None:
-        """Open an image or a project. The current document stays until the new one has loaded."""
-        path = os.fspath(path)
-        self.maybe_save_then(lambda: self._load(path))
+    def open_path(self, path: str, encoding: str = "auto") -> None:
+        """Open an image or a project. The current document stays until the new one has loaded.
 
-    def _load(self, path: str, recovered: bool = False) -> None:
+        ``encoding``: how an image's values map to light ("auto" asks the file, "srgb", "linear")."""
+        path = os.fspath(path)
+        self.maybe_save_then(lambda: self._load(path, encoding=encoding))
+
+    def _load(self, path: str, recovered: bool = False, encoding: str = "auto") -> None:
         from icportrait_studio.ui.work import open_work, project_work
 
         name = os.path.basename(path)
@@ -318,17 +330,17 @@ class FileOpsMixin:
                            on_done=lambda out: self._project_loaded(path, out, recovered),
                            on_error=lambda msg: self._error("Cannot open project", msg))
         else:
-            self.io.submit(open_work(path), label=f"Open {name}", priority=10,  # type: ignore[attr-defined]
-                           on_done=lambda out: self._image_loaded(path, out),
+            self.io.submit(open_work(path, encoding), label=f"Open {name}", priority=10,  # type: ignore[attr-defined]
+                           on_done=lambda out: self._image_loaded(path, out, encoding),
                            on_error=lambda msg: self._error("Cannot open image", msg))
 
-    def _image_loaded(self, path: str, out: object) -> None:
+    def _image_loaded(self, path: str, out: object, encoding: str = "auto") -> None:
         from icportrait_studio.core.document import Document, default_rig
 
         rig = self.light_panel.rig()  # type: ignore[attr-defined]
         doc = Document.from_loaded(out.loaded, rig=rig if rig.lights else default_rig())  # type: ignore[attr-defined]
         self.set_document(doc, out.proxies)  # type: ignore[attr-defined]
-        self._remember(path, "last_open_dir")
+        self._remember(path, "last_open_dir", encoding)
 
     def _project_loaded(self, path: str, out: tuple, recovered: bool) -> None:
         doc, history, proxy = out
@@ -340,8 +352,8 @@ class FileOpsMixin:
         if not recovered:
             self._remember(path, "last_open_dir")
 
-    def _remember(self, path: str, folder_key: str) -> None:
-        self.settings.add_recent(path)  # type: ignore[attr-defined]
+    def _remember(self, path: str, folder_key: str, encoding: str = "auto") -> None:
+        self.settings.add_recent(path, encoding)  # type: ignore[attr-defined]
         self.settings.set_folder_from(folder_key, path)  # type: ignore[attr-defined]
 
     def import_layer(self, path: str | None = None) -> None:

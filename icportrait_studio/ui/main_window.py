@@ -188,7 +188,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         self._source_light = None
         self.props_panel.clear()
         self.props_panel.set_image(doc.size, doc.bit_depth, doc.alpha is not None, bool(doc.icc_profile),
-                                   doc.path or "")
+                                   doc.path or "", doc.encoding)
         if doc.analysis_info:
             self._show_render_info(doc.analysis_info, "saved")
         self._restoring = True

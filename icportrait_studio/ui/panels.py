@@ -434,10 +434,13 @@ class PropertiesPanel(QWidget):
                 return parent.child(i).text(1)
         return None
 
-    def set_image(self, size: tuple[int, int], bit_depth: int, has_alpha: bool, has_icc: bool, path: str) -> None:
+    def set_image(self, size: tuple[int, int], bit_depth: int, has_alpha: bool, has_icc: bool, path: str,
+                  encoding: str = "srgb") -> None:
         self.set_rows("Image", [("File", os.path.basename(path) or "—"), ("Size", f"{size[0]} × {size[1]} px"),
                                 ("Depth", f"{bit_depth}-bit"), ("Alpha", "yes" if has_alpha else "no"),
-                                ("Colour profile", "embedded" if has_icc else "sRGB")], {"File": path})
+                                ("Colour profile", "embedded" if has_icc else "sRGB"),
+                                ("Values", "linear light" if encoding == "linear" else "sRGB-encoded")],
+                      {"File": path, "Values": "How the file's values map to light; exports keep it"})
 
     def set_analysis(self, summary: dict) -> None:
         pose = summary.get("pose") or {}

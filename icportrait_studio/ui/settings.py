@@ -49,14 +49,24 @@ class Settings:
         files = [f for f in self._data.get("recent_files", []) if isinstance(f, str)]
         return [f for f in files if os.path.exists(f)][:MAX_RECENT]
 
-    def add_recent(self, path: str) -> None:
+    def add_recent(self, path: str, encoding: str = "auto") -> None:
+        """Put ``path`` first; ``encoding`` is how it was opened ("linear" is remembered, so reopening it
+        from the list reads it the same way)."""
         path = os.path.abspath(path)
         files = [f for f in self.recent_files() if f != path]
         self._data["recent_files"] = [path, *files][:MAX_RECENT]
+        kept = set(self._data["recent_files"])
+        linear = [f for f in self._data.get("recent_linear", []) if isinstance(f, str) and f in kept and f != path]
+        self._data["recent_linear"] = [path, *linear] if encoding == "linear" else linear
         self.save()
+
+    def recent_encoding(self, path: str) -> str:
+        """How a recent file was opened: "linear" or "auto"."""
+        return "linear" if os.path.abspath(path) in self._data.get("recent_linear", []) else "auto"
 
     def clear_recent(self) -> None:
         self._data["recent_files"] = []
+        self._data["recent_linear"] = []
         self.save()
 
     # --- binary blobs (window geometry / dock state) -----------------------------------------------

@@ -110,12 +110,12 @@ class OpenOutcome:
 PREVIEW_STEP_SIDE = 768
 
 
-def open_work(path: str) -> WorkFn:
+def open_work(path: str, encoding: str = "auto") -> WorkFn:
     def work(progress: ProgressFn, token: CancelToken) -> OpenOutcome:
         from icportrait_studio.imaging.io import load_image
 
         progress(Progress(0.1, "decoding"))
-        loaded = load_image(path)
+        loaded = load_image(path, encoding=encoding)
         token.raise_if_cancelled()
         proxies = make_proxies(loaded.rgb, loaded.alpha)
         progress(Progress(1.0, "decoded"))
