@@ -42,6 +42,8 @@ NORMAL_RELIEF = 1.0
 # opening: ambient occlusion over this reach (× face width), smoothed so mesh facets do not show.
 OCCLUSION_REACH = 0.3
 OCCLUSION_SMOOTH = 0.02
+# face widths: a clipped pixel borrows the albedo of reliable skin at the first of these reaches that finds some
+CLIPPED_REACH = (0.02, 0.04, 0.08)
 # The photo's skin shine (see ``_shine``): skin brighter than the skin around it (averaged over
 # SHINE_REACH face widths) by more than this ratio is taken for a highlight.
 SHINE_EXCESS = 1.15
@@ -173,13 +175,16 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
     # reliability: enough light to read albedo, and not clipped
     lum = img @ LUMA
     lit = np.clip((src_u - 0.08) / 0.22, 0.0, 1.0)
+    # a clipped highlight's edge follows the photo's noise: grown by a pixel and softened, so the filled
+    # pixels inside do not meet the photo's own at a ragged (blotchy) border
     clipped = np.clip((img.max(axis=2) - 0.92) / 0.06, 0.0, 1.0)
+    clipped = cv2.GaussianBlur(cv2.dilate(clipped, np.ones((3, 3), np.uint8)), (0, 0), 1.0)
     reliability = (lit * lit * (3 - 2 * lit)) * (1.0 - clipped)
     albedo = img / np.maximum(src_u, 0.05)[..., None]
     shine = _shine(albedo @ LUMA, skin, reliability, sheen * _mirror_lobe(normals, source.direction), fw)
     if shine is not None:
         albedo *= shine[..., None]
-    weight = reliability * (person > 0.5)
+    weight = reliability * (person > 0.5) * (clipped < 0.02)  # clipped values lend no albedo, even in part
     if hair is not None:
         # hair over the face keeps its own colour (a dark fringe read as unreliable skin was lit with the
         # skin's albedo) and lends none of it to the skin's fill
@@ -190,6 +195,20 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
                         for c in range(3)], np.float32)
     coverage = smooth_blur(weight.astype(np.float32), 0.12 * fw)
     fill = np.where((coverage > 0.02)[..., None], fill, typical)
+    if float(clipped.max()) > 0.02:
+        # a clipped highlight is a patch of bright skin: its albedo is its nearest neighbours', not the
+        # wide fill's, which is meant for shadowed areas and averages in brows, eyes and shade (it left a
+        # grey blotch on a forehead the flash had clipped): the narrowest blur that reaches each pixel
+        # (clipped skin borrows from skin only)
+        near, reached = fill.copy(), np.zeros(clipped.shape, bool)
+        lenders = [(weight * skin, skin), (weight, ~skin)] if skin.any() else [(weight, np.ones_like(skin))]
+        for lend, where in lenders:
+            for reach in CLIPPED_REACH:
+                take = where & ~reached & (smooth_blur(lend.astype(np.float32), reach * fw) > 0.1)
+                if take.any():
+                    near[take] = normalized_blur(albedo, lend, sigma=reach * fw)[take]
+                    reached |= take
+        fill = fill + clipped[..., None] * (near - fill)
     return RelightContext(geometry=geometry, source=source, source_shading=src_u.astype(np.float32),
                           reliability=reliability.astype(np.float32), albedo_fill=fill.astype(np.float32),
                           reference=reference, person=person, size=size, box=box, shine=shine,
