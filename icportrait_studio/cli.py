@@ -46,6 +46,8 @@ def rig_from_args(args: argparse.Namespace) -> LightRig:
         changes["relight_background"] = True
     if args.specular is not None:
         changes["specular"] = args.specular
+    if getattr(args, "keep_catchlights", False):
+        changes["catchlights"] = False
     data = base.to_dict()
     data.update({k: v for k, v in changes.items() if k != "lights"})
     data["lights"] = [lt.to_dict() for lt in lights]
@@ -77,6 +79,8 @@ def add_rig_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-original", type=float, help="mix of the photo's own light, 0..1 (default 0)")
     p.add_argument("--specular", type=float, help="skin specular strength (default 0.15)")
     p.add_argument("--relight-background", action="store_true", help="light the background too")
+    p.add_argument("--keep-catchlights", action="store_true",
+                   help="leave the eyes' catchlights as the photo has them (default: moved to the rig's lights)")
 
 
 def cmd_relight(args: argparse.Namespace) -> int:

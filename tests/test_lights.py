@@ -62,6 +62,11 @@ def test_rig_json_round_trip(tmp_path) -> None:
     back = LightRig.load(path)
     assert back.to_dict() == rig.to_dict()
     assert back.lights[0].color == pytest.approx((1.0, 0.5, 0.25), abs=1 / 255)
+    # the catchlight switch round-trips, and a rig saved before it existed moves them
+    assert LightRig.from_dict({**rig.to_dict(), "catchlights": False}).catchlights is False
+    old = rig.to_dict()
+    del old["catchlights"]
+    assert LightRig.from_dict(old).catchlights is True
 
 
 def test_rig_file_errors(tmp_path) -> None:

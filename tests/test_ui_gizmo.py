@@ -262,6 +262,9 @@ def test_controls_edit_model(panel):
     assert panel.rig().ambient == pytest.approx(0.3) and edits[-1] == ("Ambient 0.30", True)
     panel.background_check.setChecked(True)
     assert panel.rig().relight_background
+    assert panel.catchlights_check.isChecked() and panel.rig().catchlights
+    panel.catchlights_check.setChecked(False)
+    assert not panel.rig().catchlights and edits[-1] == ("Move catchlights off", True)
 
 
 def test_set_rig_does_not_emit(panel, qtbot):

@@ -158,6 +158,8 @@ class LightRig:
     specular: float = 0.15
     roughness: float = 0.45
     name: str = ""
+    # move the eyes' catchlights to where the rig's lights reflect (False: keep the photo's own)
+    catchlights: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lights", tuple(self.lights))
@@ -182,6 +184,7 @@ class LightRig:
             "relight_background": self.relight_background,
             "specular": self.specular,
             "roughness": self.roughness,
+            "catchlights": self.catchlights,
         }
 
     @classmethod
@@ -189,7 +192,7 @@ class LightRig:
         if not isinstance(data, dict):
             raise InputError("a rig must be a JSON object")
         known = {"name", "lights", "ambient", "keep_original", "relight_background", "specular", "roughness",
-                 "description"}
+                 "catchlights", "description"}
         unknown = set(data) - known
         if unknown:
             raise InputError(f"unknown rig field(s): {', '.join(sorted(unknown))}")

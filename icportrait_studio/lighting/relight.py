@@ -24,6 +24,7 @@ from icportrait_studio.geometry.analysis import FaceAnalysis
 from icportrait_studio.geometry.completion import normalized_blur, smooth_blur
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import face_topology
+from icportrait_studio.lighting.catchlights import move_catchlights
 from icportrait_studio.lighting.estimate import LUMA, SourceLight, estimate_source_light
 from icportrait_studio.lighting.shading import ShadingGeometry, render_rig, sphere_light_cosine
 from icportrait_studio.lighting.shadows import ambient_occlusion
@@ -433,4 +434,8 @@ def relight_image(rgb_linear: np.ndarray, ctx: RelightContext, rig: LightRig, an
     """Relit linear image at ``rgb_linear``'s size, and the target shading map (shading size)."""
     gain, bias, target = gain_maps(ctx, rig, shadows=shadows)
     matte = None if rig.relight_background else analysis.matte
-    return apply_gain(rgb_linear, gain, bias, matte, ctx.cache), target
+    image = apply_gain(rgb_linear, gain, bias, matte, ctx.cache)
+    if rig.catchlights and analysis.landmarks is not None:
+        scale = rgb_linear.shape[1] / analysis.image_size[0]  # a preview relights a smaller copy
+        image = move_catchlights(image, rgb_linear, analysis.landmarks * np.float32(scale), rig)
+    return image, target

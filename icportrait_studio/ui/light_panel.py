@@ -201,11 +201,15 @@ class LightPanel(QWidget):
         self.specular = SliderSpin(0.0, 1.0, 0.01, 2, self)
         self.specular.setToolTip("Strength of skin highlights")
         self.background_check = QCheckBox("Relight background", self)
+        self.catchlights_check = QCheckBox("Move catchlights", self)
+        self.catchlights_check.setToolTip("The lights' reflections in the eyes follow the rig "
+                                          "(off: the eyes keep the photo's own)")
         form = QFormLayout(group)
         form.addRow("Ambient", self.ambient)
         form.addRow("Keep original", self.keep_original)
         form.addRow("Specular", self.specular)
         form.addRow(self.background_check)
+        form.addRow(self.catchlights_check)
         return group
 
     def _connect(self) -> None:
@@ -243,6 +247,8 @@ class LightPanel(QWidget):
         self.specular.edited.connect(lambda v, final: self._edit_rig(f"Specular {v:.2f}", final, specular=v))
         self.background_check.toggled.connect(
             lambda on: self._edit_rig(f"Relight background {'on' if on else 'off'}", True, relight_background=on))
+        self.catchlights_check.toggled.connect(
+            lambda on: self._edit_rig(f"Move catchlights {'on' if on else 'off'}", True, catchlights=on))
 
     # ----------------------------------------------------------------- model
     def rig(self) -> LightRig:
@@ -361,8 +367,9 @@ class LightPanel(QWidget):
         if not 1 <= index <= len(self._presets):
             return
         preset = self._presets[index - 1]
-        # The background switch is a property of the photo, not of the lighting pattern: keep it.
-        self._rig = replace(preset.rig, name=preset.name, relight_background=self._rig.relight_background)
+        # The background and catchlight switches are choices about the photo, not the lighting pattern: kept.
+        self._rig = replace(preset.rig, name=preset.name, relight_background=self._rig.relight_background,
+                            catchlights=self._rig.catchlights)
         self._set_selected(0 if self._rig.lights else -1)
         self._emit_edit(f"Preset: {preset.name}", True)
 
@@ -419,6 +426,7 @@ class LightPanel(QWidget):
             self.keep_original.setValue(self._rig.keep_original)
             self.specular.setValue(self._rig.specular)
             self.background_check.setChecked(self._rig.relight_background)
+            self.catchlights_check.setChecked(self._rig.catchlights)
             self._sync_preset_combo()
         finally:
             for w, was in zip(widgets, blocked, strict=True):

@@ -1,0 +1,155 @@
+"""Catchlights: the lights' reflections on the eyes move with the rig.
+
+A catchlight is the mirror image of a light on the cornea, so it belongs to the light, not to the eye:
+the ratio relight (``relight.py``) keeps the photo's own catchlight where the old light put it, under
+every new light (the issue's error analysis names it). Here, at full resolution and only inside each
+iris, the photo's catchlight is taken out (filled with the iris' own colour) and each light of the rig
+that the cornea can mirror into the camera gets one where it reflects.
+
+The cornea is treated as a sphere of CORNEA_RATIO × the iris radius whose apex sits over the iris
+centre: a distant light from unit direction l reflects toward the camera (v = +z) where the cornea's
+normal is the half vector h = (l + v) / |l + v|, that is at ``R · (h_x, −h_y)`` pixels from the centre
+(image y runs down). A light of angular radius α leaves a disc of about R · α / 2 there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from icportrait_studio.core.lights import LightRig
+from icportrait_studio.geometry.raster import fill_polygon
+from icportrait_studio.geometry.topology import face_topology
+from icportrait_studio.lighting.estimate import LUMA
+from icportrait_studio.lighting.shading import light_alpha
+
+CORNEA_RATIO = 1.3  # cornea curvature radius / visible iris radius (7.8 mm / ~6 mm)
+MIN_IRIS_RADIUS = 6.0  # px: in a smaller eye a catchlight is a pixel or two, left as the photo has it
+CATCH_CONTRAST = 2.2  # a catchlight is this many times brighter than the iris' median, at least ...
+CATCH_SHARE = 0.2  # ... and covers at most this share of the iris
+MIN_RELATIVE = 0.25  # lights weaker than this share of the rig's strongest leave no catchlight
+PEAK = 0.92  # a catchlight's linear brightness for the rig's strongest light when the photo shows none
+
+
+@dataclass(frozen=True)
+class Eye:
+    """One visible iris, in the photo's pixels."""
+
+    center: tuple[float, float]
+    radius: float
+    opening: np.ndarray  # (N, 2) the eye's contour (lids): a catchlight is drawn only inside it
+
+
+def find_eyes(landmarks: np.ndarray | None) -> list[Eye]:
+    """The two irises of the refined face mesh (478 landmarks), or none."""
+    if landmarks is None or len(landmarks) < 478:
+        return []
+    topo = face_topology()
+    eyes = []
+    for iris, contour in ((topo.left_iris, topo.left_eye), (topo.right_iris, topo.right_eye)):
+        pts = landmarks[iris, :2].astype(np.float64)
+        c = pts.mean(axis=0)
+        r = float(np.linalg.norm(pts - c, axis=1).mean())
+        if r >= MIN_IRIS_RADIUS:
+            eyes.append(Eye((float(c[0]), float(c[1])), r, landmarks[contour, :2].astype(np.float32)))
+    return eyes
+
+
+def _box(eye: Eye, shape: tuple[int, int]) -> tuple[slice, slice, float, float] | None:
+    m = math.ceil(1.6 * eye.radius) + 2
+    cx, cy = eye.center
+    x0, y0 = max(0, int(cx) - m), max(0, int(cy) - m)
+    x1, y1 = min(shape[1], int(cx) + m + 1), min(shape[0], int(cy) + m + 1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    return slice(y0, y1), slice(x0, x1), cx - x0, cy - y0
+
+
+def _old_catchlight(photo: np.ndarray, iris: np.ndarray, inner: np.ndarray, radius: float) -> np.ndarray:
+    """Soft mask of the photo's catchlight: small spots inside ``inner`` (the iris' middle, away from the
+    lids and the white of the eye, which the iris circle can reach) brighter than their surroundings."""
+    lum = photo @ LUMA
+    vals = lum[iris]
+    if vals.size < 8:
+        return np.zeros(lum.shape, np.float32)
+    k = max(3, round(0.6 * radius) | 1)
+    spots = lum - cv2.morphologyEx(lum, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    median, top = float(np.median(vals)), float(lum[inner].max(initial=0.0))
+    level = max(CATCH_CONTRAST * median, 0.5 * top, 0.05)
+    bright = inner & (lum > level) & (spots > 0.5 * (level - median))
+    if not bright.any() or bright.sum() > CATCH_SHARE * iris.sum():
+        return np.zeros(lum.shape, np.float32)
+    # grown over the spot's own soft rim (a blurred or resampled catchlight fades over a few pixels)
+    grow = 2 * max(1, round(0.15 * radius)) + 1
+    soft = cv2.dilate(bright.astype(np.uint8), np.ones((grow, grow), np.uint8)).astype(np.float32)
+    return cv2.GaussianBlur(soft, (0, 0), 0.6) * iris
+
+
+def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray | None, rig: LightRig) -> np.ndarray:
+    """``relit`` (linear HxWx3, the ratio relight of ``photo``) with each eye's catchlight moved to where
+    the rig's lights reflect, scaled by 1 − keep_original. Written into ``relit`` itself (only the irises'
+    boxes; a copy of a 16 MP result would cost more than the rest of this) and returned."""
+    eyes = find_eyes(landmarks)
+    lights = [li for li in rig.lights if li.enabled and li.intensity > 0]
+    if not eyes or rig.keep_original >= 1.0:
+        return relit
+    strongest = max((li.intensity * max(li.color) for li in lights), default=0.0)
+    out = relit
+    h, w = relit.shape[:2]
+    for eye in eyes:
+        box = _box(eye, (h, w))
+        if box is None:
+            continue
+        ys, xs, cx, cy = box
+        bh, bw = ys.stop - ys.start, xs.stop - xs.start
+        yy, xx = np.mgrid[0:bh, 0:bw].astype(np.float32)
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        opening = fill_polygon((bh, bw), eye.opening - np.array([xs.start, ys.start], np.float32))
+        iris = (d2 < eye.radius ** 2) & opening
+        if iris.sum() < 8:
+            continue
+        crop = relit[ys, xs].copy()
+        old = _old_catchlight(photo[ys, xs], iris, iris & (d2 < (0.8 * eye.radius) ** 2), eye.radius)
+        peak = PEAK
+        if old.max() > 0:
+            # the photo's own catchlight taken out: filled from the relit pixels right around it (pupil
+            # or iris), a weighted blur wide enough to reach over the spot
+            keep = (1.0 - old) * (old < 0.05)
+            sigma = max(1.0, 0.15 * eye.radius)
+            num = cv2.GaussianBlur(crop * keep[..., None], (0, 0), sigma)
+            den = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), sigma)[..., None]
+            median = np.median(crop[iris & (old < 0.05)], axis=0) if (iris & (old < 0.05)).sum() >= 4 else \
+                np.median(crop[iris], axis=0)
+            # never brighter than the iris' median: a catchlight usually sits on the pupil, and a spot
+            # filled grey over a pupil reads as a cloudy eye
+            fill = np.minimum(np.where(den > 1e-3, num / np.maximum(den, 1e-3), median), median)
+            new = crop + old[..., None] * (fill - crop)
+            seen = (photo[ys, xs] @ LUMA)[old > 0.5]
+            peak = float(np.clip(seen.max(), 0.3, 1.0)) if seen.size else PEAK
+        else:
+            new = crop.copy()
+        r_cornea = CORNEA_RATIO * eye.radius
+        for light in lights:
+            rel = light.intensity * max(light.color) / max(strongest, 1e-6)
+            if rel < MIN_RELATIVE:
+                continue
+            hx, hy, hz = np.asarray(light.direction, np.float64) + np.array([0.0, 0.0, 1.0])
+            norm = math.sqrt(hx * hx + hy * hy + hz * hz)
+            if norm < 1e-6:
+                continue  # a light straight behind the head
+            px, py = cx + r_cornea * hx / norm, cy - r_cornea * hy / norm
+            if (px - cx) ** 2 + (py - cy) ** 2 > (0.95 * eye.radius) ** 2:
+                continue  # reflects off the sclera or not at all: no visible catchlight
+            # the light's mirror image: a crisp disc as wide as the light looks from the eye
+            size = max(0.8, r_cornea * light_alpha(light.size) / 2)
+            edge = np.clip(size + 0.5 - np.sqrt((xx - px) ** 2 + (yy - py) ** 2), 0.0, 1.0)
+            disc = (edge * edge * (3 - 2 * edge)).astype(np.float32) * iris
+            color = np.asarray(light.color, np.float32) / max(max(light.color), 1e-6)
+            spot = np.float32(peak * min(1.0, rel)) * color
+            new = new + disc[..., None] * spot  # a reflection adds to the iris under it
+        k = np.float32(1.0 - rig.keep_original)
+        out[ys, xs] = crop + k * (new - crop)
+    return out

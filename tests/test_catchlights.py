@@ -1,0 +1,94 @@
+"""The eyes' catchlights follow the rig: the photo's own is taken out, each light gets one where it reflects."""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import pytest
+
+from icportrait_studio.cli import add_rig_arguments, rig_from_args
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.geometry.analysis import analyze
+from icportrait_studio.lighting.catchlights import CORNEA_RATIO, find_eyes
+from icportrait_studio.lighting.estimate import LUMA
+from icportrait_studio.lighting.relight import prepare, relight_image
+
+
+@pytest.fixture(scope="module")
+def big(sample_rgb):
+    """The sample at 3x with a clean painted eye in each iris (brown iris, black pupil, one white catchlight
+    up and right of the pupil); at its own size the irises are ~4 px, too small to be touched."""
+    rgb = np.clip(cv2.resize(sample_rgb, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC), 0, 1)
+    analysis = analyze(rgb)
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    spots = []
+    for eye in find_eyes(analysis.landmarks):
+        cx, cy = eye.center
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        rgb[d2 < (0.95 * eye.radius) ** 2] = (0.12, 0.06, 0.03)
+        rgb[d2 < (0.45 * eye.radius) ** 2] = (0.01, 0.01, 0.01)
+        sx, sy = cx + 0.35 * eye.radius, cy - 0.3 * eye.radius
+        rgb[(xx - sx) ** 2 + (yy - sy) ** 2 < (0.15 * eye.radius) ** 2] = (0.9, 0.9, 0.9)
+        spots.append((sx, sy))
+    return rgb.astype(np.float32), analysis, prepare(rgb, analysis), spots
+
+
+def _spot(img: np.ndarray, x: float, y: float, r: float = 1.5) -> float:
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    return float((img @ LUMA)[(xx - x) ** 2 + (yy - y) ** 2 <= r * r].max())
+
+
+def test_catchlights_move_to_where_the_new_light_reflects(big) -> None:
+    rgb, analysis, ctx, spots = big
+    eyes = find_eyes(analysis.landmarks)
+    assert len(eyes) == 2 and all(e.radius > 6 for e in eyes)
+    light = Light(azimuth=-50, elevation=20)
+    moved, _ = relight_image(rgb, ctx, LightRig(lights=(light,)), analysis)
+    kept, _ = relight_image(rgb, ctx, LightRig(lights=(light,), catchlights=False), analysis)
+    hx, hy, hz = np.asarray(light.direction) + np.array([0.0, 0.0, 1.0])
+    norm = float(np.sqrt(hx * hx + hy * hy + hz * hz))
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for eye, (sx, sy) in zip(eyes, spots, strict=True):
+        cx, cy = eye.center
+        iris = (xx - cx) ** 2 + (yy - cy) ** 2 < (0.9 * eye.radius) ** 2
+        median = float(np.median((kept @ LUMA)[iris]))
+        assert _spot(kept, sx, sy) > 3 * median  # kept: still where the photo's light put it
+        assert _spot(moved, sx, sy) < 1.5 * median  # moved: gone from there
+        px, py = cx + CORNEA_RATIO * eye.radius * hx / norm, cy - CORNEA_RATIO * eye.radius * hy / norm
+        assert px < cx - 0.3 * eye.radius  # a light from the image's left reflects left of the centre
+        assert _spot(moved, px, py) > 3 * median  # and there is one now
+
+
+def test_a_light_behind_the_head_leaves_no_catchlight_and_small_eyes_are_left_alone(big, sample_rgb,
+                                                                                     sample_analysis,
+                                                                                     sample_context) -> None:
+    rgb, analysis, ctx, spots = big
+    light = Light(azimuth=160, elevation=10)
+    out, _ = relight_image(rgb, ctx, LightRig(lights=(light,), ambient=0.3), analysis)
+    kept, _ = relight_image(rgb, ctx, LightRig(lights=(light,), ambient=0.3, catchlights=False), analysis)
+    changed = np.abs((out - kept) @ LUMA) > 1e-3
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for eye, (sx, sy) in zip(find_eyes(analysis.landmarks), spots, strict=True):
+        near = (xx - sx) ** 2 + (yy - sy) ** 2 < (0.5 * eye.radius) ** 2
+        mine = changed & ((xx - eye.center[0]) ** 2 + (yy - eye.center[1]) ** 2 < (2 * eye.radius) ** 2)
+        assert mine.any() and (mine <= near).all()  # only the old catchlight changed: no new one
+        assert float((out @ LUMA)[mine].mean()) < 0.5 * float((kept @ LUMA)[mine].mean())  # it went dark
+    # the sample at its own size: irises of ~4 px, a catchlight of a pixel or two: the photo's is kept
+    assert find_eyes(sample_analysis.landmarks) == []
+    on, _ = relight_image(sample_rgb, sample_context, LightRig(lights=(Light(azimuth=50),)), sample_analysis)
+    off, _ = relight_image(sample_rgb, sample_context, LightRig(lights=(Light(azimuth=50),), catchlights=False),
+                           sample_analysis)
+    assert np.array_equal(on, off)
+
+
+def test_cli_keep_catchlights() -> None:
+    p = argparse.ArgumentParser()
+    add_rig_arguments(p)
+    assert rig_from_args(p.parse_args(["--preset", "loop"])).catchlights
+    assert not rig_from_args(p.parse_args(["--preset", "loop", "--keep-catchlights"])).catchlights
