@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
+from icportrait_studio.ui.wheel_guard import guard_wheel
+
 
 class DocksMixin:
     """Expects the panels MainWindow creates (light_panel, view_panel, layers_panel, ...)."""
@@ -26,6 +28,7 @@ class DocksMixin:
             holder.setFrameShape(QScrollArea.Shape.NoFrame)
             holder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             holder.setWidget(widget)
+            guard_wheel(widget, holder)
             self._scrolled.append((holder, widget))
             widget.installEventFilter(win)
             widget = holder
