@@ -30,6 +30,8 @@ def test_wheel_over_an_unfocused_control_scrolls_the_panel_instead(qtbot, monkey
     qtbot.waitExposed(win)
     with qtbot.waitSignal(win.documentOpened, timeout=30000):  # the panels are enabled with a document
         win.open_path(str(SAMPLE))
+    settled = lambda: win.jobs_idle() and win.doc.relit_layer.quality == "full"  # noqa: E731
+    qtbot.waitUntil(settled, timeout=30000)
     panel = win.light_panel
     spin = panel.azimuth_spin
     area = next(a for a in win.findChildren(QScrollArea) if a.widget() is not None and a.widget().isAncestorOf(spin))
@@ -46,4 +48,5 @@ def test_wheel_over_an_unfocused_control_scrolls_the_panel_instead(qtbot, monkey
     qtbot.waitUntil(spin.hasFocus, timeout=2000)
     _wheel(spin, 1)
     assert spin.value() != before  # a focused box takes wheel steps as usual
+    qtbot.waitUntil(settled, timeout=30000)  # the relight that step asked for, before the window goes
     win.close()
