@@ -543,6 +543,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         # Nothing may call back into the window while Qt tears it down (the undo stack emits on clear).
         for obj in (self.undo_stack, self.bridge, self.io, self.renderer):
             obj.blockSignals(True)
+        self.display.doc = None  # a pending display refresh (the base layer's, 2 s after opening) does nothing
         self.bridge.shutdown()
         self.io.shutdown()
         self.discard_recovery()
