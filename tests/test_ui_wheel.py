@@ -44,6 +44,10 @@ def test_wheel_over_an_unfocused_control_scrolls_the_panel_instead(qtbot, monkey
     _wheel(panel.intensity.slider, 2)
     _wheel(panel.preset_combo, 1)
     assert panel.rig().lights[0].intensity == 1.0 and panel.rig().name == "loop"
+    for row in win.layers_panel._rows.values():  # the layer list's opacity sliders too
+        value = row.opacity.value()
+        _wheel(row.opacity, 3)
+        assert row.opacity.value() == value
     spin.setFocus()
     qtbot.waitUntil(spin.hasFocus, timeout=2000)
     _wheel(spin, 1)

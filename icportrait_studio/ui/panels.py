@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from icportrait_studio.core.presets import resources_dir
 from icportrait_studio.jobs import Job, JobState
+from icportrait_studio.ui.wheel_guard import WheelGuard, guard_wheel
 
 
 def icon(name: str) -> QIcon:
@@ -133,6 +134,7 @@ class LayersPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._rows: dict[int, LayerRow] = {}
+        self._wheel_guard = WheelGuard(self.list)  # scrolling the list never drags an opacity slider
         self._order: list[int] = []
         self._kinds: dict[int, str] = {}
         self.import_button.clicked.connect(self.importRequested)
@@ -158,6 +160,7 @@ class LayersPanel(QWidget):
                 item.setSizeHint(QSize(200, 44))
                 item.setData(Qt.ItemDataRole.UserRole, layer.uid)
                 self.list.setItemWidget(item, row)
+                guard_wheel(row, self.list, self._wheel_guard)
                 self._rows[layer.uid] = row
             self._order = order
             if selected in self._rows:

@@ -8,7 +8,15 @@ A control takes wheel steps once it has focus (a click or Tab), as in most edito
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollArea, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QScrollArea,
+    QWidget,
+)
 
 GUARDED = (QAbstractSpinBox, QAbstractSlider, QComboBox)
 
@@ -16,7 +24,7 @@ GUARDED = (QAbstractSpinBox, QAbstractSlider, QComboBox)
 class WheelGuard(QObject):
     """Passes a wheel event over an unfocused control to the scroll area's scroll bar instead."""
 
-    def __init__(self, area: QScrollArea) -> None:
+    def __init__(self, area: QAbstractScrollArea) -> None:
         super().__init__(area)
         self._area = area
 
@@ -27,10 +35,11 @@ class WheelGuard(QObject):
         return False
 
 
-def guard_wheel(content: QWidget, area: QScrollArea) -> WheelGuard:
-    """Guard every control inside ``content`` (shown in ``area``) against stray wheel edits."""
-    guard = WheelGuard(area)
-    for widget in content.findChildren(QWidget):
+def guard_wheel(content: QWidget, area: QAbstractScrollArea, guard: WheelGuard | None = None) -> WheelGuard:
+    """Guard every control inside ``content`` (shown in ``area``) against stray wheel edits; pass the
+    ``guard`` an area already has to guard rows added to it later (a list's item widgets)."""
+    guard = guard or WheelGuard(area)
+    for widget in [content, *content.findChildren(QWidget)]:
         if isinstance(widget, GUARDED) and not isinstance(widget, QScrollArea):
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             widget.installEventFilter(guard)
