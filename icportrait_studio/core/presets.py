@@ -1,4 +1,5 @@
-"""Light-rig presets: JSON files in ``resources/presets/`` (and any folder plugins add)."""
+"""Light-rig presets: JSON files in ``resources/presets/``, any folder plugins add, and the user's own
+(saved from the app into ``<config>/presets/``)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,39 @@ class Preset:
         return self.path.parent / "thumbnails" / f"{self.name}.png"
 
 
+def user_presets_dir() -> Path:
+    """Where the user's own presets are saved (in the settings folder)."""
+    from icportrait_studio.core.project import config_dir  # lazy: project is the heavier module
+
+    return config_dir() / "presets"
+
+
 def _preset_dirs() -> list[Path]:
-    return [resources_dir() / "presets", *_extra_dirs]
+    return [resources_dir() / "presets", *_extra_dirs, user_presets_dir()]
+
+
+MAX_NAME = 60
+
+
+def save_user_preset(name: str, rig: LightRig, description: str = "") -> Path:
+    """Save ``rig`` as the user's preset ``name`` (replacing the user's own of that name); the bundled
+    and plugin presets keep their names. Written atomically; returns the file."""
+    name = " ".join(name.split())
+    if not name:
+        raise InputError("a preset needs a name")
+    if len(name) > MAX_NAME or any(c in name for c in '/\\:*?"<>|') or name.startswith("."):
+        raise InputError(f"{name!r} cannot be a preset name (at most {MAX_NAME} characters, no / \\ : * ? \" < > |)")
+    folder = user_presets_dir()
+    taken = {p.name for p in list_presets() if p.path.parent != folder}
+    if name in taken:
+        raise InputError(f"{name!r} is a bundled preset: choose another name")
+    data = {**rig.to_dict(), "name": name, "description": description or "Saved from the app"}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def list_presets() -> list[Preset]:

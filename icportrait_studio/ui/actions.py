@@ -75,6 +75,7 @@ class Actions:
     mesh: QAction
     overlays: dict[str, QAction]
     cancel_jobs: QAction
+    save_preset: QAction
     shortcuts: QAction
     about: QAction
 
@@ -130,6 +131,8 @@ def create_actions(win: QMainWindow) -> Actions:
         mesh=_action(win, "Face &Mesh", "M", "Show the detected face mesh", "mesh", checkable=True),
         overlays=overlays,
         cancel_jobs=_action(win, "&Cancel All Jobs", "Ctrl+.", "Cancel every queued and running job", "cancel"),
+        save_preset=_action(win, "&Save Rig as Preset…", None,
+                            "Keep the current lights as a preset of your own (also for `icportrait --preset`)"),
         shortcuts=_action(win, "&Keyboard Shortcuts", "F1", "List the keyboard shortcuts"),
         about=_action(win, "&About IC-Portrait Studio"),
     )
@@ -159,6 +162,7 @@ def build_menus(win: QMainWindow, a: Actions, recent_menu: QMenu, presets_menu: 
     view.addMenu(panels_menu)
     lighting = bar.addMenu("&Lighting")
     lighting.addMenu(presets_menu)
+    lighting.addAction(a.save_preset)
     jobs = bar.addMenu("&Jobs")
     jobs.addAction(a.cancel_jobs)
     helpm = bar.addMenu("&Help")

@@ -143,6 +143,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         for action in a.overlays.values():
             action.toggled.connect(lambda _on: self._update_overlays())
         a.cancel_jobs.triggered.connect(self.cancel_all_jobs)
+        a.save_preset.triggered.connect(self.save_rig_as_preset)
         a.shortcuts.triggered.connect(lambda: QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS_HTML))
         a.about.triggered.connect(self._about)
         self.canvas.zoomChanged.connect(lambda z: self.status_zoom.setText(f"{z * 100:.0f}%"))
@@ -471,8 +472,38 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
     def apply_preset(self, name: str) -> None:
         preset = next((p for p in self.light_panel.presets() if p.name == name), None)
         if preset is not None:
-            keep_bg = self.light_panel.rig().relight_background
-            self.light_panel.setRig(replace(preset.rig, name=preset.name, relight_background=keep_bg), emit=True)
+            now = self.light_panel.rig()  # the background and catchlight switches are the photo's, kept
+            self.light_panel.setRig(replace(preset.rig, name=preset.name, relight_background=now.relight_background,
+                                            catchlights=now.catchlights), emit=True)
+
+    def save_rig_as_preset(self) -> None:
+        """Lighting ▸ Save Rig as Preset: the current lights under a name of the user's own."""
+        from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+        from icportrait_studio.core.presets import list_presets, save_user_preset, user_presets_dir
+        from icportrait_studio.errors import InputError
+
+        rig = self.light_panel.rig()
+        if not rig.lights:
+            self.statusBar().showMessage("Add a light first: an empty rig is not a preset", 5000)
+            return
+        mine = {p.name for p in list_presets() if p.path.parent == user_presets_dir()}
+        name, ok = QInputDialog.getText(self, "Save rig as preset", "Preset name:",
+                                        text=rig.name if rig.name in mine else "")
+        name = " ".join(name.split())
+        if not ok or not name:
+            return
+        if name in mine and QMessageBox.question(
+                self, "Replace preset", f"Replace your preset “{name}”?") != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            save_user_preset(name, rig)
+        except InputError as exc:
+            self._error("Cannot save the preset", str(exc))
+            return
+        self.light_panel.reloadPresets()
+        self.light_panel.setRig(replace(rig, name=name))  # the combo shows it; not an edit of the lights
+        self.statusBar().showMessage(f"Saved preset “{name}”", 5000)
 
     def _update_title(self) -> None:
         title = self.ext.edit_mode.title(self.doc, APP_NAME)
