@@ -92,3 +92,34 @@ def test_cli_keep_catchlights() -> None:
     add_rig_arguments(p)
     assert rig_from_args(p.parse_args(["--preset", "loop"])).catchlights
     assert not rig_from_args(p.parse_args(["--preset", "loop", "--keep-catchlights"])).catchlights
+
+
+def test_a_turned_head_gets_the_rigs_catchlights_too(big) -> None:
+    from icportrait_studio.core.request import EditRequest
+    from icportrait_studio.core.view import ViewPose
+    from icportrait_studio.pipeline.base import SourceImage
+    from icportrait_studio.pipeline.physical import PhysicalBackend
+
+    rgb, _analysis, _ctx, _spots = big
+    backend = PhysicalBackend(identity_check=False)
+    source = SourceImage("painted", rgb)
+    light = Light(azimuth=-50, elevation=20)
+    runs = {on: backend.run(EditRequest("painted", LightRig(lights=(light,), catchlights=on), view=ViewPose(15),
+                                        quality="full"), source) for on in (True, False)}
+    moved, kept = runs[True], runs[False]
+    assert moved.landmarks is not None
+    hx, hy, hz = np.asarray(light.direction) + np.array([0.0, 0.0, 1.0])
+    norm = float(np.sqrt(hx * hx + hy * hy + hz * hz))
+    h, w = moved.image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for eye in find_eyes(moved.landmarks):  # the irises where the turn put them
+        cx, cy = eye.center
+        iris = (xx - cx) ** 2 + (yy - cy) ** 2 < (0.9 * eye.radius) ** 2
+        median = float(np.median((kept.image @ LUMA)[iris]))
+        px, py = cx + CORNEA_RATIO * eye.radius * hx / norm, cy - CORNEA_RATIO * eye.radius * hy / norm
+        assert _spot(moved.image, px, py) > 3 * median > 0
+        inner = (xx - cx) ** 2 + (yy - cy) ** 2 < (0.6 * eye.radius) ** 2  # clear of the white of the eye
+        kept_lum = np.where(inner, kept.image @ LUMA, -1.0)
+        iy, ix = np.unravel_index(np.argmax(kept_lum), kept_lum.shape)  # the photo's own, carried by the turn
+        assert kept_lum[iy, ix] > 3 * median
+        assert float((moved.image @ LUMA)[iy, ix]) < 0.5 * float(kept_lum[iy, ix])

@@ -91,7 +91,9 @@ def _old_catchlight(photo: np.ndarray, iris: np.ndarray, inner: np.ndarray, radi
 def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray | None, rig: LightRig) -> np.ndarray:
     """``relit`` (linear HxWx3, the ratio relight of ``photo``) with each eye's catchlight moved to where
     the rig's lights reflect, scaled by 1 − keep_original. Written into ``relit`` itself (only the irises'
-    boxes; a copy of a 16 MP result would cost more than the rest of this) and returned."""
+    boxes; a copy of a 16 MP result would cost more than the rest of this) and returned. ``photo`` may be
+    ``relit`` itself (a turned head's result, where the photo's catchlights are carried along): each
+    iris' box is read before it is written."""
     eyes = find_eyes(landmarks)
     lights = [li for li in rig.lights if li.enabled and li.intensity > 0]
     if not eyes or rig.keep_original >= 1.0:

@@ -42,6 +42,7 @@ from icportrait_studio.geometry.view_layers import (
 )
 from icportrait_studio.geometry.view_setup import warp_geometry
 from icportrait_studio.geometry.view_warp import WarpGeometry, backward_warp, transform_points
+from icportrait_studio.lighting.catchlights import move_catchlights
 from icportrait_studio.lighting.relight import RelightContext, apply_gain, gain_maps, prepare, relight_image
 from icportrait_studio.pipeline.base import Result, SourceImage
 from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressFn, no_progress
@@ -237,6 +238,11 @@ class PhysicalBackend:
                              relight_plate=rig.relight_background, cubic=request.quality == "full")
         out_alpha = None if alpha is None else warp_channel(warp, alpha)
         landmarks = self._moved_landmarks(analysis, vctx.geometry, view, rgb.shape)
+        if relit and rig.catchlights:
+            # the eyes mirror the lights as the camera sees them (the rig itself when the lights stay with
+            # the camera, turned with the head otherwise); the turned photo's own catchlights go
+            seen = rig if view.lights_follow == "camera" else rotate_rig(rig, rotation(view.yaw, view.pitch))
+            image = move_catchlights(image, image, landmarks, seen)
         info = {"yaw": view.yaw, "pitch": view.pitch, "lights_follow": view.lights_follow,
                 "focal_px": round(vctx.geometry.camera.focal * analysis.image_size[0] / vctx.geometry.shape[1], 1),
                 "filled_fraction": round(float(warp.filled.sum()) / float(np.prod(warp.shape)), 4),
