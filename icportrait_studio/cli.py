@@ -46,7 +46,7 @@ def rig_from_args(args: argparse.Namespace) -> LightRig:
         changes["relight_background"] = True
     if args.specular is not None:
         changes["specular"] = args.specular
-    if getattr(args, "keep_catchlights", False):
+    if args.keep_catchlights:
         changes["catchlights"] = False
     data = base.to_dict()
     data.update({k: v for k, v in changes.items() if k != "lights"})

@@ -68,11 +68,11 @@ def save_user_preset(name: str, rig: LightRig, description: str = "") -> Path:
     if name in taken:
         raise InputError(f"{name!r} is a bundled preset: choose another name")
     data = {**rig.to_dict(), "name": name, "description": description or "Saved from the app"}
+    from icportrait_studio.imaging.atomic import atomic_write_text  # lazy: the imaging package loads OpenCV
+
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2))
     return path
 
 

@@ -99,7 +99,6 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
     if not eyes or rig.keep_original >= 1.0:
         return relit
     strongest = max((li.intensity * max(li.color) for li in lights), default=0.0)
-    out = relit
     h, w = relit.shape[:2]
     for eye in eyes:
         box = _box(eye, (h, w))
@@ -115,7 +114,7 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             continue
         crop = relit[ys, xs].copy()
         old = _old_catchlight(photo[ys, xs], iris, iris & (d2 < (0.8 * eye.radius) ** 2), eye.radius)
-        peak = PEAK
+        peak, new = PEAK, crop
         if old.max() > 0:
             # the photo's own catchlight taken out: filled from the relit pixels right around it (pupil
             # or iris), a weighted blur wide enough to reach over the spot
@@ -123,16 +122,14 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             sigma = max(1.0, 0.15 * eye.radius)
             num = cv2.GaussianBlur(crop * keep[..., None], (0, 0), sigma)
             den = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), sigma)[..., None]
-            median = np.median(crop[iris & (old < 0.05)], axis=0) if (iris & (old < 0.05)).sum() >= 4 else \
-                np.median(crop[iris], axis=0)
+            rest = iris & (old < 0.05)
+            median = np.median(crop[rest if rest.sum() >= 4 else iris], axis=0)
             # never brighter than the iris' median: a catchlight usually sits on the pupil, and a spot
             # filled grey over a pupil reads as a cloudy eye
             fill = np.minimum(np.where(den > 1e-3, num / np.maximum(den, 1e-3), median), median)
             new = crop + old[..., None] * (fill - crop)
             seen = (photo[ys, xs] @ LUMA)[old > 0.5]
             peak = float(np.clip(seen.max(), 0.3, 1.0)) if seen.size else PEAK
-        else:
-            new = crop.copy()
         r_cornea = CORNEA_RATIO * eye.radius
         for light in lights:
             rel = light.intensity * max(light.color) / max(strongest, 1e-6)
@@ -153,5 +150,5 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             spot = np.float32(peak * min(1.0, rel)) * color
             new = new + disc[..., None] * spot  # a reflection adds to the iris under it
         k = np.float32(1.0 - rig.keep_original)
-        out[ys, xs] = crop + k * (new - crop)
-    return out
+        relit[ys, xs] = crop + k * (new - crop)
+    return relit

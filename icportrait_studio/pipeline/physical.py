@@ -239,10 +239,9 @@ class PhysicalBackend:
         out_alpha = None if alpha is None else warp_channel(warp, alpha)
         landmarks = self._moved_landmarks(analysis, vctx.geometry, view, rgb.shape)
         if relit and rig.catchlights:
-            # the eyes mirror the lights as the camera sees them (the rig itself when the lights stay with
-            # the camera, turned with the head otherwise); the turned photo's own catchlights go
-            seen = rig if view.lights_follow == "camera" else rotate_rig(rig, rotation(view.yaw, view.pitch))
-            image = move_catchlights(image, image, landmarks, seen)
+            # the eyes mirror the lights as the camera sees them (``body_rig``: the rig in camera space,
+            # whichever way the lights follow); the turned photo's own catchlights go
+            image = move_catchlights(image, image, landmarks, body_rig)
         info = {"yaw": view.yaw, "pitch": view.pitch, "lights_follow": view.lights_follow,
                 "focal_px": round(vctx.geometry.camera.focal * analysis.image_size[0] / vctx.geometry.shape[1], 1),
                 "filled_fraction": round(float(warp.filled.sum()) / float(np.prod(warp.shape)), 4),

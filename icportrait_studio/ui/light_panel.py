@@ -364,9 +364,14 @@ class LightPanel(QWidget):
         self.applyColor(QColorDialog.getColor(current, self, "Light colour"))
 
     def _on_preset_activated(self, index: int) -> None:
-        if not 1 <= index <= len(self._presets):
+        if 1 <= index <= len(self._presets):
+            self.applyPreset(self._presets[index - 1].name)
+
+    def applyPreset(self, name: str) -> None:
+        """Replace the lights with preset ``name`` (one undo step); unknown names are ignored."""
+        preset = next((p for p in self._presets if p.name == name), None)
+        if preset is None:
             return
-        preset = self._presets[index - 1]
         # The background and catchlight switches are choices about the photo, not the lighting pattern: kept.
         self._rig = replace(preset.rig, name=preset.name, relight_background=self._rig.relight_background,
                             catchlights=self._rig.catchlights)

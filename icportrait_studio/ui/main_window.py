@@ -470,11 +470,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
             act.triggered.connect(lambda _c=False, p=preset: self.apply_preset(p.name))
 
     def apply_preset(self, name: str) -> None:
-        preset = next((p for p in self.light_panel.presets() if p.name == name), None)
-        if preset is not None:
-            now = self.light_panel.rig()  # the background and catchlight switches are the photo's, kept
-            self.light_panel.setRig(replace(preset.rig, name=preset.name, relight_background=now.relight_background,
-                                            catchlights=now.catchlights), emit=True)
+        self.light_panel.applyPreset(name)
 
     def save_rig_as_preset(self) -> None:
         """Lighting ▸ Save Rig as Preset: the current lights under a name of the user's own."""

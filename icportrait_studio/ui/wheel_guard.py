@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
-    QScrollArea,
+    QScrollBar,
     QWidget,
 )
 
@@ -40,7 +40,7 @@ def guard_wheel(content: QWidget, area: QAbstractScrollArea, guard: WheelGuard |
     ``guard`` an area already has to guard rows added to it later (a list's item widgets)."""
     guard = guard or WheelGuard(area)
     for widget in [content, *content.findChildren(QWidget)]:
-        if isinstance(widget, GUARDED) and not isinstance(widget, QScrollArea):
+        if isinstance(widget, GUARDED) and not isinstance(widget, QScrollBar):  # a bar scrolls, as it should
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             widget.installEventFilter(guard)
     return guard
