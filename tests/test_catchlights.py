@@ -123,3 +123,28 @@ def test_a_turned_head_gets_the_rigs_catchlights_too(big) -> None:
         iy, ix = np.unravel_index(np.argmax(kept_lum), kept_lum.shape)  # the photo's own, carried by the turn
         assert kept_lum[iy, ix] > 3 * median
         assert float((moved.image @ LUMA)[iy, ix]) < 0.5 * float(kept_lum[iy, ix])
+
+
+def test_a_preview_moves_the_catchlights_the_full_render_moves(big) -> None:
+    """A drag preview relights a smaller copy, where these irises are under MIN_IRIS_RADIUS: it must still
+    move the catchlights (it showed the photo's own until the full render moved them)."""
+    rgb, analysis, ctx, spots = big
+    scale = 0.4
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    light = Light(azimuth=-50, elevation=20)
+    eyes = find_eyes(analysis.landmarks)
+    assert all(e.radius * scale < 6 for e in eyes)
+    moved, _ = relight_image(small, ctx, LightRig(lights=(light,)), analysis)
+    kept, _ = relight_image(small, ctx, LightRig(lights=(light,), catchlights=False), analysis)
+    hx, hy, hz = np.asarray(light.direction) + np.array([0.0, 0.0, 1.0])
+    norm = float(np.sqrt(hx * hx + hy * hy + hz * hz))
+    h, w = small.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for eye, (sx, sy) in zip(eyes, spots, strict=True):
+        cx, cy, r = eye.center[0] * scale, eye.center[1] * scale, eye.radius * scale
+        iris = (xx - cx) ** 2 + (yy - cy) ** 2 < (0.9 * r) ** 2
+        median = float(np.median((kept @ LUMA)[iris]))
+        assert _spot(kept, sx * scale, sy * scale, 1.0) > 3 * median
+        assert _spot(moved, sx * scale, sy * scale, 1.0) < 2 * median
+        px, py = cx + CORNEA_RATIO * r * hx / norm, cy - CORNEA_RATIO * r * hy / norm
+        assert _spot(moved, px, py, 1.0) > 3 * median

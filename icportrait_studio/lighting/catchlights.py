@@ -28,6 +28,9 @@ from icportrait_studio.lighting.shading import light_alpha
 
 CORNEA_RATIO = 1.3  # cornea curvature radius / visible iris radius (7.8 mm / ~6 mm)
 MIN_IRIS_RADIUS = 6.0  # px: in a smaller eye a catchlight is a pixel or two, left as the photo has it
+# px: a preview (a smaller copy of a photo whose irises are big enough) moves them down to this radius, so
+# a drag shows the catchlights where the full render will put them
+MIN_PREVIEW_RADIUS = 2.0
 CATCH_CONTRAST = 2.2  # a catchlight is this many times brighter than the iris' median, at least ...
 CATCH_SHARE = 0.2  # ... and covers at most this share of the iris
 MIN_RELATIVE = 0.25  # lights weaker than this share of the rig's strongest leave no catchlight
@@ -43,8 +46,11 @@ class Eye:
     opening: np.ndarray  # (N, 2) the eye's contour (lids): a catchlight is drawn only inside it
 
 
-def find_eyes(landmarks: np.ndarray | None) -> list[Eye]:
-    """The two irises of the refined face mesh (478 landmarks), or none."""
+def find_eyes(landmarks: np.ndarray | None, scale: float = 1.0) -> list[Eye]:
+    """The irises of the refined face mesh (478 landmarks) that are big enough to touch, or none.
+
+    ``scale``: the landmarks are those of a copy at this share of the photo's size (a preview); an iris
+    qualifies by its size in the photo, so the preview and the full render agree on which eyes change."""
     if landmarks is None or len(landmarks) < 478:
         return []
     topo = face_topology()
@@ -53,7 +59,7 @@ def find_eyes(landmarks: np.ndarray | None) -> list[Eye]:
         pts = landmarks[iris, :2].astype(np.float64)
         c = pts.mean(axis=0)
         r = float(np.linalg.norm(pts - c, axis=1).mean())
-        if r >= MIN_IRIS_RADIUS:
+        if r >= MIN_IRIS_RADIUS * min(scale, 1.0) and r >= min(MIN_PREVIEW_RADIUS, MIN_IRIS_RADIUS):
             eyes.append(Eye((float(c[0]), float(c[1])), r, landmarks[contour, :2].astype(np.float32)))
     return eyes
 
@@ -88,13 +94,14 @@ def _old_catchlight(photo: np.ndarray, iris: np.ndarray, inner: np.ndarray, radi
     return cv2.GaussianBlur(soft, (0, 0), 0.6) * iris
 
 
-def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray | None, rig: LightRig) -> np.ndarray:
+def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray | None, rig: LightRig,
+                     scale: float = 1.0) -> np.ndarray:
     """``relit`` (linear HxWx3, the ratio relight of ``photo``) with each eye's catchlight moved to where
-    the rig's lights reflect, scaled by 1 − keep_original. Written into ``relit`` itself (only the irises'
-    boxes; a copy of a 16 MP result would cost more than the rest of this) and returned. ``photo`` may be
-    ``relit`` itself (a turned head's result, where the photo's catchlights are carried along): each
-    iris' box is read before it is written."""
-    eyes = find_eyes(landmarks)
+    the rig's lights reflect, scaled by 1 − keep_original (``scale``: see ``find_eyes``). Written into
+    ``relit`` itself (only the irises' boxes; a copy of a 16 MP result would cost more than the rest of
+    this) and returned. ``photo`` may be ``relit`` itself (a turned head's result, where the photo's
+    catchlights are carried along): each iris' box is read before it is written."""
+    eyes = find_eyes(landmarks, scale)
     lights = [li for li in rig.lights if li.enabled and li.intensity > 0]
     if not eyes or rig.keep_original >= 1.0:
         return relit

@@ -241,7 +241,7 @@ class PhysicalBackend:
         if relit and rig.catchlights:
             # the eyes mirror the lights as the camera sees them (``body_rig``: the rig in camera space,
             # whichever way the lights follow); the turned photo's own catchlights go
-            image = move_catchlights(image, image, landmarks, body_rig)
+            image = move_catchlights(image, image, landmarks, body_rig, rgb.shape[1] / analysis.image_size[0])
         info = {"yaw": view.yaw, "pitch": view.pitch, "lights_follow": view.lights_follow,
                 "focal_px": round(vctx.geometry.camera.focal * analysis.image_size[0] / vctx.geometry.shape[1], 1),
                 "filled_fraction": round(float(warp.filled.sum()) / float(np.prod(warp.shape)), 4),
