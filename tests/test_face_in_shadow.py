@@ -1,4 +1,4 @@
-"""A face half in black shadow is found in a copy with its shadows lifted, and only dark photos pay for it."""
+"""A face half in black shadow: looked for in copies with the shadows lifted, the better-agreeing look kept."""
 
 from __future__ import annotations
 
@@ -7,16 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icportrait_studio.geometry import facemesh
+from icportrait_studio.geometry import face_looks, facemesh
 from icportrait_studio.geometry.analysis import analyze
+from icportrait_studio.geometry.face_looks import SHADOW_LIFTS, find_faces, lift_shadows
+from icportrait_studio.geometry.facemesh import DetectedFace
+from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 from icportrait_studio.imaging.color import decode_to_linear
 
 YALE = Path(__file__).resolve().parents[2] / "shared" / "data" / "yaleB-dev"
 
 
+def _yale(subject: str, tag: str) -> np.ndarray:
+    path = YALE / subject / f"{subject}_P00{tag}.pgm"
+    if not path.exists():
+        pytest.skip("the Yale dev faces are not here")
+    from PIL import Image
+
+    return np.repeat(np.asarray(Image.open(path).convert("L"))[..., None], 3, axis=2)
+
+
 def test_lift_shadows_keeps_black_and_white_and_order() -> None:
     ramp = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    lifted = facemesh.lift_shadows(np.dstack([ramp] * 3), 0.5)[..., 0].ravel()
+    lifted = lift_shadows(np.dstack([ramp] * 3), 0.5)[..., 0].ravel()
     assert lifted[0] == 0 and lifted[-1] == 255
     assert (np.diff(lifted.astype(int)) >= 0).all()
     assert lifted[51] > 100  # a shadow at 20 % reads at 45 %
@@ -24,28 +36,73 @@ def test_lift_shadows_keeps_black_and_white_and_order() -> None:
 
 def test_a_face_lit_from_below_is_found() -> None:
     """yaleB01 lit from 35° below: the face mesh finds no face in the photo as it is (half the face is
-    black), so the analysis fell back to the outline's rough geometry; the lifted copy finds it."""
-    path = YALE / "yaleB01" / "yaleB01_P00A+000E-35.pgm"
-    if not path.exists():
-        pytest.skip("the Yale dev faces are not here")
-    from PIL import Image
-
-    rgb8 = np.repeat(np.asarray(Image.open(path).convert("L"))[..., None], 3, axis=2)
+    black), and the analysis fell back to the outline's rough geometry; the lifted copy finds it."""
+    rgb8 = _yale("yaleB01", "A+000E-35")
     assert facemesh.detect_with_padding(rgb8)[0] == []
     analysis = analyze(decode_to_linear(rgb8))
     assert analysis.has_face and analysis.landmarks is not None
-    # the landmarks are this face's: the eyes in the upper half, the chin near the bottom
-    lm = analysis.landmarks
-    h = rgb8.shape[0]
+    lm, h = analysis.landmarks, rgb8.shape[0]  # this face: the eyes in the upper half, the chin low
     assert float(lm[33, 1]) < 0.5 * h and float(lm[263, 1]) < 0.5 * h and float(lm[152, 1]) > 0.75 * h
     assert not any("no face" in w for w in analysis.warnings)
 
 
-def test_a_well_lit_photo_without_a_face_takes_no_lifted_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_face_read_as_part_of_itself_is_read_whole() -> None:
+    """yaleB06 lit from 60° to the right and below: the photo as it is shows the detector a face a fifth
+    of the crop wide (the lit cheek); the lifted copy's reading agrees better with its mirror look and
+    spans the whole face."""
+    rgb8 = _yale("yaleB06", "A-060E-20")
+    w = rgb8.shape[1]
+    plain = facemesh.detect_with_padding(rgb8)[0]
+    assert plain and np.ptp(plain[0].landmarks[:, 0]) < 0.3 * w
+    analysis = analyze(decode_to_linear(rgb8))
+    assert analysis.landmarks is not None and np.ptp(analysis.landmarks[:, 0]) > 0.8 * w
+
+
+def test_only_dark_photos_are_looked_at_again(monkeypatch: pytest.MonkeyPatch) -> None:
     looks: list[int] = []
     monkeypatch.setattr(facemesh, "detect_with_padding", lambda rgb8, **kw: (looks.append(1), ([], False))[1])
     grey = np.full((200, 300, 3), 140, np.uint8)
-    assert facemesh.detect_in_shadow(grey) == ([], False, None) and looks == []
+    assert find_faces(grey, np.zeros((50, 75), np.float32)).faces == [] and len(looks) == 1
     dark = grey.copy()
-    dark[:, :100] = 10  # a third of the frame in black shadow: both lifts are tried
-    assert facemesh.detect_in_shadow(dark)[0] == [] and len(looks) == len(facemesh.SHADOW_LIFTS)
+    dark[:, :100] = 10  # a third of the frame in black shadow: the photo, then each lifted copy
+    looks.clear()
+    look = find_faces(dark, np.zeros((50, 75), np.float32))
+    assert look.faces == [] and look.image is dark and len(looks) == 1 + len(SHADOW_LIFTS)
+
+
+def _face(width: float) -> DetectedFace:
+    rng = np.random.default_rng(0)
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, 0] = 150 + rng.uniform(-width / 2, width / 2, 478)
+    lm[:, 1] = rng.uniform(50, 150, 478)
+    return DetectedFace(lm)
+
+
+@pytest.mark.parametrize("lifted_agrees_better", [True, False])
+def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.MonkeyPatch,
+                                                      lifted_agrees_better: bool) -> None:
+    dark = np.full((200, 300, 3), 140, np.uint8)
+    dark[:, :100] = 10
+    plain_face, lifted_face = _face(60), _face(200)
+
+    def detect(rgb8: np.ndarray, **kw):  # type: ignore[no-untyped-def]
+        return ([plain_face] if rgb8 is dark else [lifted_face]), False
+
+    def mirror(image, matte, face, padded=False):  # type: ignore[no-untyped-def]
+        # the mirror look's reading in the mirrored frame: mirrored back, each landmark lands ``off`` px away
+        off = 2.0 if (face is lifted_face) == lifted_agrees_better else 30.0
+        m = face.landmarks.copy()
+        m[:, 0] = 300 - m[:, 0] + off
+        return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+
+    monkeypatch.setattr(facemesh, "detect_with_padding", detect)
+    monkeypatch.setattr(face_looks, "mirrored_face", mirror)
+    # the face found in the photo is a fifth of the person's outline wide: it may be part of a face
+    look = find_faces(dark, np.ones((50, 75), np.float32))
+    assert look.mirror_looked and look.mirror is not None
+    assert (look.faces[0] is lifted_face) == lifted_agrees_better
+    assert (look.image is dark) != lifted_agrees_better
+    # a face mostly lit (a sixth of its box in shadow) and half the outline wide: read once, as it is
+    plain_face = _face(150)
+    look = find_faces(dark, np.ones((50, 75), np.float32))
+    assert look.faces[0] is plain_face and look.image is dark and not look.mirror_looked

@@ -18,6 +18,7 @@ import numpy as np
 
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.completion import complete_surface
+from icportrait_studio.geometry.face_looks import find_faces
 from icportrait_studio.geometry.face_raster import face_raster, soften_normals
 from icportrait_studio.geometry.face_search import search_small_faces
 from icportrait_studio.geometry.hair_over_face import hair_over_face
@@ -198,14 +199,11 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
     t = time.perf_counter()
     given, landmarks = landmarks, None  # ``landmarks`` is set below from the face used
     looked = False  # the faces come from a look at the whole detection image (a mirror look can follow)
-    look8 = det8  # the detection image the faces were found in (a copy with its shadows lifted, see below)
     if given is not None and len(given) == 478:
         faces, padded = [facemesh.DetectedFace(np.asarray(given, np.float32) * np.float32(det_scale))], False
     else:
-        faces, padded = facemesh.detect_with_padding(det8, matte=matte)
-        if not faces:  # a face half in black shadow: the detector sees a copy with the shadows lifted
-            faces, padded, lifted = facemesh.detect_in_shadow(det8, matte=matte)
-            look8 = det8 if lifted is None else lifted
+        look = find_faces(det8, matte)  # a face half in black shadow: also in a copy with the shadows lifted
+        faces, padded = look.faces, look.padded
         looked = bool(faces)
         if not faces and float(matte.max()) > 0.5:
             # a person but no face: one too small for the whole-image look (a full-length portrait, a banner)
@@ -230,7 +228,7 @@ def analyze(rgb_linear: np.ndarray, *, geo_side: int = GEO_SIDE, landmarks: np.n
         lm_det = faces[0].landmarks
         if looked:
             t_m = time.perf_counter()
-            mirror = mirrored_face(look8, matte, faces[0], padded=padded)
+            mirror = look.mirror if look.mirror_looked else mirrored_face(look.image, matte, faces[0], padded=padded)
             if mirror is not None:
                 lm_det = averaged_landmarks(lm_det, mirror.landmarks, det8.shape[1])
             timings["mirror_look"] = time.perf_counter() - t_m

@@ -202,7 +202,7 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,
     faces = detect_faces(rgb8)
     h, w = rgb8.shape[:2]
     touches = bool(faces) and _touches_border(faces[0], w, h)
-    small = bool(faces) and matte is not None and _width(faces[0]) < 0.45 * _outline_width(faces[0], matte, w, h)
+    small = bool(faces) and matte is not None and narrow_in_outline(faces[0], matte, (h, w))
     if faces and not touches and not small:
         return faces, False
     ph, pw = int(h * pad_fraction), int(w * pad_fraction)
@@ -219,36 +219,15 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,
     return shifted, True
 
 
-# Tone-curve exponents of the retries on a photo where no face was found: v -> v^γ on display values
-# lifts the shadows. A face half in black shadow (a hard side light, a light from below) is missed by
-# the detector in a fifth of the Yale B photos (103 of 512); a copy at γ 0.5 finds 96 of them, 0.33 two
-# more. The landmarks read on the copy are the photo's: only the tones changed. Tried only when at least
-# SHADOW_SHARE of the image is that dark (display value < SHADOW_LEVEL; the rescued Yale photos: 9 % and
-# up): a face missed in a well-lit photo is small or absent, and four more looks would only cost time.
-SHADOW_LIFTS = (0.5, 0.33)
-SHADOW_LEVEL = 51
-SHADOW_SHARE = 0.05
+NARROW = 0.45  # a face narrower than this share of the person's outline across its rows may be part of a face
 
 
-def lift_shadows(rgb8: np.ndarray, gamma: float) -> np.ndarray:
-    """``rgb8`` with the tone curve v -> v^gamma (gamma < 1 brightens the shadows, keeps white white)."""
-    lut = np.round(255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
-    return lut[rgb8]
-
-
-def detect_in_shadow(rgb8: np.ndarray, *, matte: np.ndarray | None = None
-                     ) -> tuple[list[DetectedFace], bool, np.ndarray | None]:
-    """After ``detect_with_padding`` found no face: the same look at copies with the shadows lifted
-    (``SHADOW_LIFTS``, mildest first). Returns the faces, whether padding was used, and the copy they
-    were found in (None when none was), so a second look (the mirror's) sees the same tones."""
-    if float((rgb8.max(axis=2) < SHADOW_LEVEL).mean()) < SHADOW_SHARE:
-        return [], False, None
-    for gamma in SHADOW_LIFTS:
-        lifted = lift_shadows(rgb8, gamma)
-        faces, padded = detect_with_padding(lifted, matte=matte)
-        if faces:
-            return faces, padded, lifted
-    return [], False, None
+def narrow_in_outline(face: DetectedFace, matte: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether ``face`` (pixels of an image of ``shape`` (h, w); ``matte`` any size) is much narrower than
+    the person's outline across the face's rows: in a tight crop, or in a face half in shadow, the
+    detector can lock onto part of the face."""
+    h, w = shape
+    return _width(face) < NARROW * _outline_width(face, matte, w, h)
 
 
 def _outline_width(face: DetectedFace, matte: np.ndarray, w: int, h: int) -> float:

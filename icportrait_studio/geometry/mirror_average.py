@@ -62,11 +62,26 @@ def averaged_landmarks(direct: np.ndarray, mirror: np.ndarray, width: float) -> 
     disagree by more than ``MAX_DISAGREEMENT`` one of them failed (a steep profile, say) and the direct
     look is kept alone rather than averaged with a wrong one.
     """
-    back = np.array(mirror, dtype=np.float32, copy=True)
-    back[:, 0] = np.float32(width) - back[:, 0]
-    back = back[np.asarray(MIRROR_INDEX)]
+    back = _mirrored_back(mirror, width)
     direct = np.asarray(direct, np.float32)
-    face_width = max(1.0, float(np.ptp(direct[:, 0])))
-    if float(np.linalg.norm(direct[:, :2] - back[:, :2], axis=1).mean()) > MAX_DISAGREEMENT * face_width:
+    if _disagreement(direct, back) > MAX_DISAGREEMENT:
         return direct.copy()
     return (0.5 * (direct + back)).astype(np.float32)
+
+
+def disagreement(direct: np.ndarray, mirror: np.ndarray, width: float) -> float:
+    """How far the mirror look's landmarks (mirrored back) lie from the direct look's: mean distance in
+    face widths. Two looks at a face the detector reads well agree closely; it is the measure by which a
+    look at a photo and a look at a copy of it with other tones are compared (``face_looks``)."""
+    return _disagreement(np.asarray(direct, np.float32), _mirrored_back(mirror, width))
+
+
+def _mirrored_back(mirror: np.ndarray, width: float) -> np.ndarray:
+    back = np.array(mirror, dtype=np.float32, copy=True)
+    back[:, 0] = np.float32(width) - back[:, 0]
+    return back[np.asarray(MIRROR_INDEX)]
+
+
+def _disagreement(direct: np.ndarray, back: np.ndarray) -> float:
+    face_width = max(1.0, float(np.ptp(direct[:, 0])))
+    return float(np.linalg.norm(direct[:, :2] - back[:, :2], axis=1).mean()) / face_width
