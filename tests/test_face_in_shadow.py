@@ -106,3 +106,25 @@ def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.Monkey
     plain_face = _face(150)
     look = find_faces(dark, np.ones((50, 75), np.float32))
     assert look.faces[0] is plain_face and look.image is dark and not look.mirror_looked
+
+
+def test_other_faces_stay_as_the_photo_showed_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two people, the first's face in deep shadow: its lifted reading (agreeing better) replaces it, and
+    the second face, lit, stays as the photo's look found it even if the lifted copy missed it."""
+    dark = np.full((200, 300, 3), 140, np.uint8)
+    dark[:, :200] = 10
+    first, second, first_lifted = _face(60), _face(40), _face(70)
+    second.landmarks[:, 0] += 100  # x 230..270, in the lit part
+
+    def detect(rgb8: np.ndarray, **kw):  # type: ignore[no-untyped-def]
+        return ([first, second] if rgb8 is dark else [first_lifted]), False
+
+    def mirror(image, matte, face, padded=False):  # type: ignore[no-untyped-def]
+        m = face.landmarks.copy()
+        m[:, 0] = 300 - m[:, 0] + (1.0 if face is first_lifted else 20.0)
+        return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+
+    monkeypatch.setattr(facemesh, "detect_with_padding", detect)
+    monkeypatch.setattr(face_looks, "mirrored_face", mirror)
+    look = find_faces(dark, np.ones((50, 75), np.float32))
+    assert look.faces[0] is first_lifted and look.faces[1:] == [second]

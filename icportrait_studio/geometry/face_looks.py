@@ -86,15 +86,26 @@ def find_faces(det8: np.ndarray, matte: np.ndarray) -> FaceLook:
             if found:
                 return FaceLook(found, pad, lifted)
         return plain
-    if face_dark_share(det8, faces[0]) < FACE_SHADOW and not facemesh.narrow_in_outline(faces[0], matte,
-                                                                                       det8.shape[:2]):
+    # (beside other people the outline across the face's rows is theirs too: "narrow" says nothing there)
+    part = len(faces) == 1 and facemesh.narrow_in_outline(faces[0], matte, det8.shape[:2])
+    if face_dark_share(det8, faces[0]) < FACE_SHADOW and not part:
         return plain
     lifted = lift_shadows(det8, SHADOW_LIFTS[0])
     found, pad = facemesh.detect_with_padding(lifted, matte=matte)
     if not found:
         return plain
     looks = [_with_mirror(plain, matte), _with_mirror(FaceLook(found, pad, lifted), matte)]
-    return min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
+    best = min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
+    if best is not plain:
+        # the other faces are as the photo showed them (the lifted copy may miss some, or find them again)
+        best.faces = best.faces[:1] + [f for f in faces if not _overlaps(f, best.faces[0])]
+    return best
+
+
+def _overlaps(a: facemesh.DetectedFace, b: facemesh.DetectedFace) -> bool:
+    ax0, ay0, ax1, ay1 = a.bbox
+    bx0, by0, bx1, by1 = b.bbox
+    return min(ax1, bx1) > max(ax0, bx0) and min(ay1, by1) > max(ay0, by0)
 
 
 def _with_mirror(look: FaceLook, matte: np.ndarray) -> FaceLook:
