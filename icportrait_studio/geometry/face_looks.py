@@ -14,8 +14,10 @@ tones changed). Measured on the Yale dev faces (bench/RESULTS.md, session 11):
 
 Only a photo with at least SHADOW_SHARE of its pixels in deep shadow (display value < SHADOW_LEVEL) is
 looked at again: elsewhere a missed face is small or absent, and the extra looks would only cost time.
-A face found is read again only when a quarter of its box is in deep shadow, or when it is much narrower
-than the person's outline (it may be the lit part of a face): a portrait in dark clothes (the sample:
+A face found is read again only when a quarter of its box is in deep shadow, when it is much narrower
+than the person's outline (it may be the lit part of a face), or when its own mirror look (which the
+analysis takes anyway) finds no such face or disagrees by more than ``MAX_DISAGREEMENT`` (a "face" the
+size of a nose found on a half-lit face): a portrait in dark clothes (the sample:
 a fifth of the frame in deep shadow, the face lit) pays nothing; a face read twice takes two more looks
 (the lifted copy and its mirror), ~100 ms on the 2-core development VM.
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from icportrait_studio.geometry import facemesh
-from icportrait_studio.geometry.mirror_average import disagreement, mirrored_face
+from icportrait_studio.geometry.mirror_average import MAX_DISAGREEMENT, disagreement, mirrored_face
 
 SHADOW_LIFTS = (0.5, 0.33)  # the copies' tone-curve exponents, mildest first
 SHADOW_LEVEL = 51  # display value (of 255) under which a pixel is in deep shadow
@@ -86,15 +88,16 @@ def find_faces(det8: np.ndarray, matte: np.ndarray) -> FaceLook:
             if found:
                 return FaceLook(found, pad, lifted)
         return plain
+    plain = _with_mirror(plain, matte)  # taken by the analysis anyway: here it also judges the reading
     # (beside other people the outline across the face's rows is theirs too: "narrow" says nothing there)
     part = len(faces) == 1 and facemesh.narrow_in_outline(faces[0], matte, det8.shape[:2])
-    if face_dark_share(det8, faces[0]) < FACE_SHADOW and not part:
+    if face_dark_share(det8, faces[0]) < FACE_SHADOW and not part and plain.agreement_error() <= MAX_DISAGREEMENT:
         return plain
     lifted = lift_shadows(det8, SHADOW_LIFTS[0])
     found, pad = facemesh.detect_with_padding(lifted, matte=matte)
     if not found:
         return plain
-    looks = [_with_mirror(plain, matte), _with_mirror(FaceLook(found, pad, lifted), matte)]
+    looks = [plain, _with_mirror(FaceLook(found, pad, lifted), matte)]
     best = min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
     if best is not plain:
         # the other faces are as the photo showed them (the lifted copy may miss some, or find them again)
