@@ -83,3 +83,22 @@ def test_a_shadowed_half_borrows_the_lit_halfs_albedo(sample_rgb, sample_analysi
     assert err_mirror < 0.8 * err_flat
     assert texture(ctx.albedo_fill) > 2.0 * texture(flat.albedo_fill)
     assert texture(ctx.albedo_fill) > 0.5 * texture(albedo)
+
+
+def test_a_photo_lit_from_behind_the_face_lends_no_albedo(sample_analysis, half_dark,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lit from beside or behind the face's plane, the lit skin is a rim read at grazing incidence: the
+    Yale faces lit from 85-130° lent albedo that made every relight worse, so nothing is borrowed."""
+    from dataclasses import replace
+
+    real = relight.estimate_source_light
+
+    def from_behind(*args, **kwargs):  # type: ignore[no-untyped-def]
+        source, visibility = real(*args, **kwargs)
+        return replace(source, direction=(0.95, 0.0, -0.31)), visibility
+
+    monkeypatch.setattr(relight, "estimate_source_light", from_behind)
+    behind = relight.prepare(half_dark, sample_analysis)
+    monkeypatch.setattr(relight, "_borrow_from_mirror", lambda fill, *a, **k: fill)
+    flat = relight.prepare(half_dark, sample_analysis)
+    assert np.array_equal(behind.albedo_fill, flat.albedo_fill)

@@ -46,6 +46,10 @@ OCCLUSION_REACH = 0.3
 OCCLUSION_SMOOTH = 0.02
 # how well lit (the albedo fill's weight) a point's mirror point must be for the point to borrow its albedo
 MIRROR_TRUST = (0.3, 0.7)
+# the photo's dominant light must come from at least this far in front of the face's plane (its direction's
+# z): lit from beside or behind, the lit skin is a rim read at grazing incidence (the Yale faces lit from
+# 85-130° lent albedo that made every relight worse: SSIM -0.02 to -0.05)
+MIRROR_FRONTAL = 0.1
 MIRROR_FEATHER = 0.02  # face widths over which the borrowing fades in from the mesh's outline
 MIRROR_EYE_PERCENTILE = 75.0  # a borrowed eye's brightness is capped here (its catchlight is the old light's)
 # face widths: a clipped pixel borrows the albedo of reliable skin at the first of these reaches that finds some
@@ -201,8 +205,10 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
                         for c in range(3)], np.float32)
     coverage = smooth_blur(weight.astype(np.float32), 0.12 * fw)
     fill = np.where((coverage > 0.02)[..., None], fill, typical)
-    if analysis.landmarks is not None:
-        fill = _borrow_from_mirror(fill, albedo, weight, lm, shape, fw)
+    # a photo lit from beside or behind the face's plane shows rims and grazing skin: no albedo to lend
+    frontal = float(np.clip(source.direction[2] / MIRROR_FRONTAL, 0.0, 1.0))
+    if analysis.landmarks is not None and frontal > 0.0:
+        fill = fill + frontal * (_borrow_from_mirror(fill, albedo, weight, lm, shape, fw) - fill)
     if float(clipped.max()) > 0.02:
         # a clipped highlight is a patch of bright skin: its albedo is its nearest neighbours', not the
         # wide fill's, which is meant for shadowed areas and averages in brows, eyes and shade (it left a
@@ -235,8 +241,9 @@ def _borrow_from_mirror(fill: np.ndarray, albedo: np.ndarray, weight: np.ndarray
     mirrored eye's catchlight (the old light's) is capped at the eye's own brightness. The borrowing fades
     in over MIRROR_FEATHER face widths inside the mesh's outline (it met the fill outside at a stair-stepped
     seam). Measured on the
-    Yale dev faces (bench/RESULTS.md, session 11): si-MSE lower for 30 of 37 input lightings within
-    ±60° azimuth and ±45° elevation (mean 0.0194 → 0.0189), SSIM flat (0.521 → 0.520).
+    Yale dev faces, each of the 64 lightings as the input photo (bench/RESULTS.md, session 11): si-MSE
+    lower for 15, higher for 2 (lit from 40° below: +0.0005); SSIM within ±0.006; mean over the 37
+    within ±60° azimuth and ±45° elevation 0.0194 → 0.0190, SSIM 0.521 either way.
     """
     mm = mirror_map(landmarks, shape)
     if not mm.valid.any():
