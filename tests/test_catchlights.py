@@ -148,3 +148,18 @@ def test_a_preview_moves_the_catchlights_the_full_render_moves(big) -> None:
         assert _spot(moved, sx * scale, sy * scale, 1.0) < 2 * median
         px, py = cx + CORNEA_RATIO * r * hx / norm, cy - CORNEA_RATIO * r * hy / norm
         assert _spot(moved, px, py, 1.0) > 3 * median
+
+
+def test_the_cached_eye_work_gives_the_same_result(big) -> None:
+    """The rig-independent work per eye is kept in the context's cache across a drag's rigs: the second
+    and later rigs come out exactly as without the cache."""
+    from icportrait_studio.lighting.catchlights import move_catchlights
+
+    rgb, analysis, ctx, _spots = big
+    for az in (-50, 30):
+        rig = LightRig(lights=(Light(azimuth=az, elevation=20),))
+        cached, _ = relight_image(rgb, ctx, rig, analysis)
+        assert any(isinstance(k, tuple) and k[0] == "catchlights" for k in ctx.cache)
+        plain, _ = relight_image(rgb, ctx, LightRig(lights=rig.lights, catchlights=False), analysis)
+        fresh = move_catchlights(plain, rgb, analysis.landmarks, rig)
+        assert np.array_equal(cached, fresh)

@@ -480,5 +480,5 @@ def relight_image(rgb_linear: np.ndarray, ctx: RelightContext, rig: LightRig, an
     image = apply_gain(rgb_linear, gain, bias, matte, ctx.cache)
     if rig.catchlights and analysis.landmarks is not None:
         scale = rgb_linear.shape[1] / analysis.image_size[0]  # a preview relights a smaller copy
-        image = move_catchlights(image, rgb_linear, analysis.landmarks * np.float32(scale), rig, scale)
+        image = move_catchlights(image, rgb_linear, analysis.landmarks * np.float32(scale), rig, scale, ctx.cache)
     return image, target
