@@ -80,6 +80,14 @@ def _face(width: float) -> DetectedFace:
     return DetectedFace(lm)
 
 
+def _mirror_reading(face: DetectedFace, off: float) -> DetectedFace:
+    """A mirror look's reading of ``face`` in a 300 px wide frame: mirrored back, each landmark lands
+    ``off`` px from the direct reading's."""
+    m = face.landmarks.copy()
+    m[:, 0] = 300 - m[:, 0] + off
+    return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+
+
 @pytest.mark.parametrize("lifted_agrees_better", [True, False])
 def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.MonkeyPatch,
                                                       lifted_agrees_better: bool) -> None:
@@ -91,11 +99,7 @@ def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.Monkey
         return ([plain_face] if rgb8 is dark else [lifted_face]), False
 
     def mirror(image, matte, face, padded=False):  # type: ignore[no-untyped-def]
-        # the mirror look's reading in the mirrored frame: mirrored back, each landmark lands ``off`` px away
-        off = 2.0 if (face is lifted_face) == lifted_agrees_better else 30.0
-        m = face.landmarks.copy()
-        m[:, 0] = 300 - m[:, 0] + off
-        return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+        return _mirror_reading(face, 2.0 if (face is lifted_face) == lifted_agrees_better else 30.0)
 
     monkeypatch.setattr(facemesh, "detect_with_padding", detect)
     monkeypatch.setattr(face_looks, "mirrored_face", mirror)
@@ -122,11 +126,7 @@ def test_a_mostly_lit_face_is_read_again_only_when_its_mirror_look_disagrees(mon
         return [face], False
 
     def mirror(image, matte, f, padded=False):  # type: ignore[no-untyped-def]
-        if mirror_off is None:
-            return None
-        m = f.landmarks.copy()
-        m[:, 0] = 300 - m[:, 0] + mirror_off
-        return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+        return None if mirror_off is None else _mirror_reading(f, mirror_off)
 
     monkeypatch.setattr(facemesh, "detect_with_padding", detect)
     monkeypatch.setattr(face_looks, "mirrored_face", mirror)
@@ -147,9 +147,7 @@ def test_other_faces_stay_as_the_photo_showed_them(monkeypatch: pytest.MonkeyPat
         return ([first, second] if rgb8 is dark else [first_lifted]), False
 
     def mirror(image, matte, face, padded=False):  # type: ignore[no-untyped-def]
-        m = face.landmarks.copy()
-        m[:, 0] = 300 - m[:, 0] + (1.0 if face is first_lifted else 20.0)
-        return DetectedFace(m[np.asarray(MIRROR_INDEX)])
+        return _mirror_reading(face, 1.0 if face is first_lifted else 20.0)
 
     monkeypatch.setattr(facemesh, "detect_with_padding", detect)
     monkeypatch.setattr(face_looks, "mirrored_face", mirror)
