@@ -143,3 +143,24 @@ def test_the_cached_eye_work_gives_the_same_result(big) -> None:
         plain, _ = relight_image(rgb, ctx, LightRig(lights=rig.lights, catchlights=False), analysis)
         fresh = move_catchlights(plain, rgb, analysis.landmarks, rig)
         assert np.array_equal(cached, fresh)
+
+
+def test_a_big_soft_fill_leaves_a_faint_reflection(big) -> None:
+    """A catchlight is as bright as the light's radiance: the loop preset's fill (a third of the key's
+    power from a light 2.5 times as wide) had drawn a grey disc half the iris wide over the pupil."""
+    rgb, analysis, ctx, _spots = big
+    key = Light(azimuth=-50, elevation=20, size=0.2)
+    fill = Light(azimuth=35, elevation=0, intensity=0.3, size=0.5)
+    on, _ = relight_image(rgb, ctx, LightRig(lights=(key, fill)), analysis)
+    off, _ = relight_image(rgb, ctx, LightRig(lights=(key, fill), catchlights=False), analysis)
+    added = (on - off) @ LUMA
+    for eye in find_eyes(analysis.landmarks):
+        cx, cy = eye.center
+        rise = []
+        for light in (key, fill):
+            hx, hy, hz = np.asarray(light.direction) + np.array([0.0, 0.0, 1.0])
+            norm = float(np.sqrt(hx * hx + hy * hy + hz * hz))
+            px, py = cx + CORNEA_RATIO * eye.radius * hx / norm, cy - CORNEA_RATIO * eye.radius * hy / norm
+            rise.append(float(added[round(py), round(px)]))
+        assert rise[0] > 0.3  # the key's: a bright spot
+        assert 0.0 < rise[1] < 0.1 * rise[0]  # the fill's: there, but faint

@@ -9,7 +9,8 @@ that the cornea can mirror into the camera gets one where it reflects.
 The cornea is treated as a sphere of CORNEA_RATIO × the iris radius whose apex sits over the iris
 centre: a distant light from unit direction l reflects toward the camera (v = +z) where the cornea's
 normal is the half vector h = (l + v) / |l + v|, that is at ``R · (h_x, −h_y)`` pixels from the centre
-(image y runs down). A light of angular radius α leaves a disc of about R · α / 2 there.
+(image y runs down). A light of angular radius α leaves a disc of about R · α / 2 there, as bright as
+the light's radiance (its power over α²) relative to the rig's strongest light's.
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
         boxes = _eye_boxes(photo, landmarks, scale)
         if cache is not None:
             cache[key] = boxes
-    strongest = max((li.intensity * max(li.color) for li in lights), default=0.0)
+    strongest = max(lights, key=lambda li: li.intensity * max(li.color), default=None)
+    power = 0.0 if strongest is None else strongest.intensity * max(strongest.color)
+    # a catchlight is the light's mirror image: as bright as the light's radiance (its power over its
+    # solid angle), so a big soft fill leaves a faint reflection, not a grey disc over the pupil
+    radiance = 0.0 if strongest is None else power / light_alpha(strongest.size) ** 2
     for b in boxes:
         eye, ys, xs, cx, cy, xx, yy, iris, old = b.eye, b.ys, b.xs, b.cx, b.cy, b.xx, b.yy, b.iris, b.old
         crop = relit[ys, xs].copy()
@@ -173,7 +178,7 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             new = crop + old[..., None] * (fill - crop)
         r_cornea = CORNEA_RATIO * eye.radius
         for light in lights:
-            rel = light.intensity * max(light.color) / max(strongest, 1e-6)
+            rel = light.intensity * max(light.color) / max(power, 1e-6)
             if rel < MIN_RELATIVE:
                 continue
             hx, hy, hz = np.asarray(light.direction, np.float64) + np.array([0.0, 0.0, 1.0])
@@ -188,7 +193,8 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             edge = np.clip(size + 0.5 - np.sqrt((xx - px) ** 2 + (yy - py) ** 2), 0.0, 1.0)
             disc = (edge * edge * (3 - 2 * edge)).astype(np.float32) * iris
             color = np.asarray(light.color, np.float32) / max(max(light.color), 1e-6)
-            spot = np.float32(peak * min(1.0, rel)) * color
+            bright = light.intensity * max(light.color) / light_alpha(light.size) ** 2 / max(radiance, 1e-9)
+            spot = np.float32(peak * min(1.0, bright)) * color
             new = new + disc[..., None] * spot  # a reflection adds to the iris under it
         k = np.float32(1.0 - rig.keep_original)
         relit[ys, xs] = crop + k * (new - crop)
