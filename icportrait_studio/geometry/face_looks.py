@@ -101,14 +101,8 @@ def find_faces(det8: np.ndarray, matte: np.ndarray) -> FaceLook:
     best = min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
     if best is not plain:
         # the other faces are as the photo showed them (the lifted copy may miss some, or find them again)
-        best.faces = best.faces[:1] + [f for f in faces if not _overlaps(f, best.faces[0])]
+        best.faces = best.faces[:1] + [f for f in faces if facemesh.box_iou(f.bbox, best.faces[0].bbox) == 0.0]
     return best
-
-
-def _overlaps(a: facemesh.DetectedFace, b: facemesh.DetectedFace) -> bool:
-    ax0, ay0, ax1, ay1 = a.bbox
-    bx0, by0, bx1, by1 = b.bbox
-    return min(ax1, bx1) > max(ax0, bx0) and min(ay1, by1) > max(ay0, by0)
 
 
 def _with_mirror(look: FaceLook, matte: np.ndarray) -> FaceLook:

@@ -36,14 +36,6 @@ def _windows(w: int, h: int, side: int) -> list[tuple[int, int, int, int]]:
     return [(x, y, min(w, x + side), min(h, y + side)) for y in starts(h) for x in starts(w)]
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _person_count(person: np.ndarray | None, shape: tuple[int, int]):
     """A function (x0, y0, x1, y1) in photo pixels -> how many pixels of the person mask (any size) fall in
     that window (through the mask's integral image); None without a mask."""
@@ -79,7 +71,7 @@ def _boxes_at(rgb_linear: np.ndarray, side: int, person: np.ndarray | None = Non
             found.append((x0 + bx0 / s, y0 + by0 / s, x0 + bx1 / s, y0 + by1 / s, score))
     kept: list[tuple[float, float, float, float, float]] = []
     for box in sorted(found, key=lambda b: -b[4]):  # a face seen by two overlapping windows counts once
-        if all(_iou(box, k) < 0.3 for k in kept):
+        if all(facemesh.box_iou(box, k) < 0.3 for k in kept):
             kept.append(box)
     return kept
 
@@ -119,10 +111,10 @@ def search_small_faces(rgb_linear: np.ndarray, person: np.ndarray | None = None)
         if side < MIN_WINDOW and scale < 1.0:
             break
         for box in _boxes_at(rgb_linear, side, person):
-            if any(_iou(box, f.bbox) > 0.3 for f in faces):
+            if any(facemesh.box_iou(box, f.bbox) > 0.3 for f in faces):
                 continue  # already meshed at a coarser scale
             face = _mesh_in_box(rgb_linear, box)
-            if face is not None and all(_iou(face.bbox, f.bbox) < 0.3 for f in faces):
+            if face is not None and all(facemesh.box_iou(face.bbox, f.bbox) < 0.3 for f in faces):
                 faces.append(face)
         if faces:
             extra += 1

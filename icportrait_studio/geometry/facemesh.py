@@ -219,6 +219,15 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,
     return shifted, True
 
 
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 for boxes that do not overlap)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 NARROW = 0.45  # a face narrower than this share of the person's outline across its rows may be part of a face
 
 

@@ -22,14 +22,6 @@ from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 MIN_OVERLAP = 0.6  # IoU of the two looks' face boxes below which the mirror found someone else
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def mirrored_face(det8: np.ndarray, matte: np.ndarray, face: facemesh.DetectedFace, *, padded: bool = False
                   ) -> facemesh.DetectedFace | None:
     """The same face detected in the mirrored detection image (landmarks in the *mirrored* frame), or
@@ -45,7 +37,7 @@ def mirrored_face(det8: np.ndarray, matte: np.ndarray, face: facemesh.DetectedFa
     best, best_iou = None, MIN_OVERLAP
     for f in found:
         x0, y0, x1, y1 = f.bbox
-        iou = _iou((w - x1, y0, w - x0, y1), target)
+        iou = facemesh.box_iou((w - x1, y0, w - x0, y1), target)
         if iou >= best_iou:
             best, best_iou = f, iou
     return best
