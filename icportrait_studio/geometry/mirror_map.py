@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
-from icportrait_studio.geometry.raster import fill_polygon
+from icportrait_studio.geometry.raster import barycentric, fill_polygon, triangle_buffer
 from icportrait_studio.geometry.topology import face_topology
-
-_SHIFT = 4  # sub-pixel bits of the triangle fill
 
 
 @dataclass
@@ -46,22 +43,9 @@ def mirror_map(landmarks: np.ndarray, shape: tuple[int, int]) -> MirrorMap:
     mirror = pts[np.asarray(MIRROR_INDEX)]
     mx = np.full((h, w), -1.0, np.float32)
     my = np.full((h, w), -1.0, np.float32)
-    buf = np.full((h, w), -1, np.int32)
-    fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32)
-    for t in np.argsort(landmarks[tris, 2].mean(axis=1)):  # far first, as the rasteriser draws
-        cv2.fillConvexPoly(buf, fixed[tris[t]], int(t), lineType=cv2.LINE_8, shift=_SHIFT)
-    ys, xs = np.nonzero(buf >= 0)
+    ys, xs, corners, weights = barycentric(landmarks, tris, triangle_buffer(landmarks, tris, (h, w)))
     if len(xs):
-        t = buf[ys, xs]
-        a, b, c = pts[tris[t, 0]], pts[tris[t, 1]], pts[tris[t, 2]]
-        v0, v1 = b - a, c - a
-        v2 = np.stack([xs, ys], axis=1) - a
-        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-        den = np.where(np.abs(den) < 1e-9, 1e-9, den)
-        wb = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-        wc = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-        wa = 1.0 - wb - wc
-        m = wa[:, None] * mirror[tris[t, 0]] + wb[:, None] * mirror[tris[t, 1]] + wc[:, None] * mirror[tris[t, 2]]
+        m = (weights[..., None] * mirror[corners]).sum(axis=1)
         mx[ys, xs], my[ys, xs] = m[:, 0], m[:, 1]
     eyes = np.zeros((h, w), bool)
     sides = ((topo.left_eye, topo.left_iris), (topo.right_eye, topo.right_iris))

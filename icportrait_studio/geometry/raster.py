@@ -46,36 +46,49 @@ def rasterize(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int
     """
     h, w = shape
     normals_v = vertex_normals(vertices, triangles[:shade_triangles])
-    order = np.argsort(vertices[triangles, 2].mean(axis=1))  # far first
-    tri_buf = np.full((h, w), -1, np.int32)
-    shift = 4
-    pts = np.round(vertices[:, :2] * (1 << shift)).astype(np.int32)
-    for t in order:
-        cv2.fillConvexPoly(tri_buf, pts[triangles[t]], int(t), lineType=cv2.LINE_8, shift=shift)
+    tri_buf = triangle_buffer(vertices, triangles, shape)
     mask = tri_buf >= 0
-    ys, xs = np.nonzero(mask)
     depth = np.zeros((h, w), np.float32)
     normals = np.zeros((h, w, 3), np.float32)
+    ys, xs, corners, weights = barycentric(vertices, triangles, tri_buf)
     if len(xs):
-        t = tri_buf[ys, xs]
-        ia, ib, ic = triangles[t, 0], triangles[t, 1], triangles[t, 2]
-        a, b, c = vertices[ia], vertices[ib], vertices[ic]
-        px, py = xs.astype(np.float32), ys.astype(np.float32)
-        v0x, v0y = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
-        v1x, v1y = c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
-        v2x, v2y = px - a[:, 0], py - a[:, 1]
-        den = v0x * v1y - v1x * v0y
-        den = np.where(np.abs(den) < 1e-9, 1e-9, den)
-        wb = np.clip((v2x * v1y - v1x * v2y) / den, 0, 1)
-        wc = np.clip((v0x * v2y - v2x * v0y) / den, 0, 1)
-        wa = np.clip(1.0 - wb - wc, 0, 1)
-        s = wa + wb + wc
-        wa, wb, wc = wa / s, wb / s, wc / s
-        depth[ys, xs] = wa * a[:, 2] + wb * b[:, 2] + wc * c[:, 2]
-        n = wa[:, None] * normals_v[ia] + wb[:, None] * normals_v[ib] + wc[:, None] * normals_v[ic]
+        depth[ys, xs] = (weights * vertices[corners, 2]).sum(axis=1)
+        n = (weights[..., None] * normals_v[corners]).sum(axis=1)
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
         normals[ys, xs] = n
     return Raster(mask=mask, depth=depth, normals=normals, triangle=tri_buf)
+
+
+def triangle_buffer(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which triangle covers each pixel (int32 HxW, -1 for none), drawn far to near (by mean z)."""
+    tri_buf = np.full(shape, -1, np.int32)
+    shift = 4
+    pts = np.round(vertices[:, :2] * (1 << shift)).astype(np.int32)
+    for t in np.argsort(vertices[triangles, 2].mean(axis=1)):  # far first
+        cv2.fillConvexPoly(tri_buf, pts[triangles[t]], int(t), lineType=cv2.LINE_8, shift=shift)
+    return tri_buf
+
+
+def barycentric(vertices: np.ndarray, triangles: np.ndarray, tri_buf: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each covered pixel of ``tri_buf``: its (ys, xs), its triangle's three vertex indices (N×3) and
+    its barycentric weights (N×3, clipped to the triangle and summing to 1), to interpolate any vertex
+    attribute."""
+    ys, xs = np.nonzero(tri_buf >= 0)
+    corners = triangles[tri_buf[ys, xs]]
+    a, b, c = (vertices[corners[:, k], :2].astype(np.float32) for k in range(3))
+    px, py = xs.astype(np.float32), ys.astype(np.float32)
+    v0x, v0y = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+    v1x, v1y = c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
+    v2x, v2y = px - a[:, 0], py - a[:, 1]
+    den = v0x * v1y - v1x * v0y
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    wb = np.clip((v2x * v1y - v1x * v2y) / den, 0, 1)
+    wc = np.clip((v0x * v2y - v2x * v0y) / den, 0, 1)
+    wa = np.clip(1.0 - wb - wc, 0, 1)
+    weights = np.stack([wa, wb, wc], axis=1)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return ys, xs, corners, weights
 
 
 def close_openings(vertices: np.ndarray, triangles: np.ndarray, rings: list[list[int]]
