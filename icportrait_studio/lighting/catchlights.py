@@ -60,7 +60,7 @@ def find_eyes(landmarks: np.ndarray | None, scale: float = 1.0) -> list[Eye]:
         pts = landmarks[iris, :2].astype(np.float64)
         c = pts.mean(axis=0)
         r = float(np.linalg.norm(pts - c, axis=1).mean())
-        if r >= MIN_IRIS_RADIUS * min(scale, 1.0) and r >= min(MIN_PREVIEW_RADIUS, MIN_IRIS_RADIUS):
+        if r >= max(MIN_IRIS_RADIUS * min(scale, 1.0), MIN_PREVIEW_RADIUS):
             eyes.append(Eye((float(c[0]), float(c[1])), r, landmarks[contour, :2].astype(np.float32)))
     return eyes
 

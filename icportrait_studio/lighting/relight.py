@@ -217,10 +217,12 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
         near, reached = fill.copy(), np.zeros(clipped.shape, bool)
         lenders = [(weight * skin, skin), (weight, ~skin)] if skin.any() else [(weight, np.ones_like(skin))]
         for lend, where in lenders:
+            lend = lend.astype(np.float32)
             for reach in CLIPPED_REACH:
-                take = where & ~reached & (smooth_blur(lend.astype(np.float32), reach * fw) > 0.1)
+                den = smooth_blur(lend, reach * fw)  # how much lender reaches each pixel
+                take = where & ~reached & (den > 0.1)
                 if take.any():
-                    near[take] = normalized_blur(albedo, lend, sigma=reach * fw)[take]
+                    near[take] = (smooth_blur(albedo * lend[..., None], reach * fw)[take] / den[take][:, None])
                     reached |= take
         fill = fill + clipped[..., None] * (near - fill)
     return RelightContext(geometry=geometry, source=source, source_shading=src_u.astype(np.float32),
