@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from icportrait_studio.geometry.analysis import analyze
 from icportrait_studio.geometry.topology import NOSE_TIP
 from icportrait_studio.lighting.estimate import LUMA, estimate_source_light
 from icportrait_studio.lighting.relight import prepare, relight_image
-from icportrait_studio.lighting.shading import render_rig
+from icportrait_studio.lighting.shading import render_rig, sphere_light_cosine
 from icportrait_studio.lighting.shadows import shadow_visibility
 
 
@@ -266,3 +268,18 @@ def test_gain_maps_of_recent_rigs_are_kept_read_only(sample_rgb, sample_analysis
     assert gain_maps(ctx, rig)[0] is not first[0]  # pushed out by the newer ones, rendered again
     assert np.array_equal(gain_maps(ctx, rig)[0], first[0])
     assert sum(1 for k in ctx.cache if isinstance(k, tuple) and k[:1] == ("gain",)) <= GAIN_MAPS_KEPT
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.05, 0.4, 1.2])
+def test_sphere_light_terminator_is_the_analytic_curve(alpha: float) -> None:
+    cos_t = np.linspace(-1.0, 1.0, 2001, dtype=np.float32)
+    out = sphere_light_cosine(cos_t, alpha)
+    s = math.sin(alpha)
+    c = cos_t.astype(np.float64)
+    expected = np.maximum(c, 0.0)  # a point light's cosine ...
+    if s > 1e-3:  # ... softened inside the band |cos| < sin(alpha)
+        band = np.abs(c) < s
+        expected[band] = (c[band] + s) ** 2 / (4 * s)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert (np.diff(out) >= -1e-7).all()  # brighter the more the surface faces the light

@@ -41,13 +41,18 @@ def light_alpha(size: float) -> float:
 
 
 def sphere_light_cosine(cos_t: np.ndarray, alpha: float) -> np.ndarray:
-    """Irradiance from a sphere light of angular radius alpha (a smooth terminator; = max(0, cos) at alpha→0)."""
+    """Irradiance from a sphere light of angular radius alpha (a smooth terminator; = max(0, cos) at alpha→0).
+
+    Within the band |cos| < sin(alpha) it is (cos + s)² / 4s, which is never below cos and meets it at
+    cos = s; so the whole curve is max(cos, s · t²) with t = clip((cos + s) / 2s, 0, 1): four array
+    passes instead of a band mask and a select (this runs once per light per drag event)."""
     s = math.sin(alpha)
-    out = np.maximum(cos_t, 0.0)
-    if s > 1e-3:
-        band = (cos_t > -s) & (cos_t < s)
-        out = np.where(band, (cos_t + s) ** 2 / (4 * s), out)
-    return out
+    if s <= 1e-3:
+        return np.maximum(cos_t, 0.0)
+    t = np.clip((cos_t + np.float32(s)) * np.float32(0.5 / s), 0.0, 1.0)
+    t *= t
+    t *= np.float32(s)
+    return np.maximum(cos_t, t)
 
 
 def _point_light_fields(g: ShadingGeometry, light: Light) -> tuple[np.ndarray, np.ndarray, tuple]:
