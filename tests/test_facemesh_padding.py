@@ -76,3 +76,39 @@ def test_no_face_then_padding(passes) -> None:  # type: ignore[no-untyped-def]
     answers[1] = [_face(PW, PH, PW + 100, PH + 120)]
     faces, padded = facemesh.detect_with_padding(IMG)
     assert padded and faces[0].bbox[0] == pytest.approx(0)
+
+
+def test_the_padded_pass_sets_the_crop_on_a_neutral_grey_backdrop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated edge pixels drew stripes from the hair and jaw that the detector read as structure; the
+    border is flat grey."""
+    seen: list[np.ndarray] = []
+    monkeypatch.setattr(facemesh, "detect_faces", lambda rgb8: (seen.append(rgb8.copy()), [])[1])
+    img = np.zeros((200, 180, 3), np.uint8)
+    img[:, 0] = 255  # a white left column and a dark right one: nothing of either may spread out
+    assert facemesh.detect_with_padding(img) == ([], False)
+    padded = seen[-1]
+    assert padded.shape == (200 + 2 * PH, 180 + 2 * PW, 3)
+    np.testing.assert_array_equal(padded[PH:PH + 200, PW:PW + 180], img)
+    border = np.ones(padded.shape[:2], bool)
+    border[PH:PH + 200, PW:PW + 180] = False
+    assert (padded[border] == facemesh.PAD_GREY).all()
+
+
+def test_a_tight_crop_the_edge_padding_missed_is_found() -> None:
+    """yaleB02 lit from 25° left: a well-lit tight crop (with the scan-line noise some Yale frames carry)
+    in which the edge-padded pass found no face."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    yale = Path(__file__).resolve().parents[2] / "shared" / "data" / "yaleB-dev" / "yaleB02"
+    paths = [yale / f"yaleB02_P00{tag}.pgm" for tag in ("A+025E+00", "A+000E+00")]
+    if not all(p.exists() for p in paths):
+        pytest.skip("the Yale dev faces are not here")
+    side, frontal = (np.repeat(np.asarray(Image.open(p).convert("L"))[..., None], 3, axis=2) for p in paths)
+    found, padded = facemesh.detect_with_padding(side)
+    reference = facemesh.detect_with_padding(frontal)[0]
+    assert found and padded and reference
+    # the same sitting: the face lies where it lies in the frontal photo
+    off = np.linalg.norm(found[0].landmarks[:, :2] - reference[0].landmarks[:, :2], axis=1).mean()
+    assert off < 0.05 * np.ptp(reference[0].landmarks[:, 0])

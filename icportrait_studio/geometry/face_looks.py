@@ -1,12 +1,13 @@
 """Where the face mesh looks for the face: the photo as it is, and copies with the shadows lifted.
 
 The detector was trained on well-exposed faces. A face half in black shadow (a hard side light, a light
-from below: a low-key portrait) is missed in a fifth of the Yale B photos (103 of 512), or found as a
-part of itself (the lit cheek, a third of the face wide). A copy under the tone curve v -> v^γ on display
-values lifts the shadows and keeps white white; the landmarks read on it are the photo's own (only the
-tones changed). Measured on the Yale dev faces (bench/RESULTS.md, session 11):
+from below: a low-key portrait) can be missed (13 of the 512 Yale B dev photos, all lit from far to the
+side or behind; 103 while the padded retry repeated the crop's edges, see ``facemesh.detect_with_padding``)
+or found as a part of itself (the lit cheek, a third of the face wide). A copy under the tone curve
+v -> v^γ on display values lifts the shadows and keeps white white; the landmarks read on it are the
+photo's own (only the tones changed). Measured on the Yale dev faces (bench/RESULTS.md, sessions 11-12):
 
-- no face in the photo: the copies at γ 0.5, then 0.33, find 99 of the 103;
+- no face in the photo: the copies at γ 0.5, then 0.33, find all 13 (99 of the 103 before);
 - a face found in a dark photo: the photo and the γ 0.5 copy are both read, each with its mirror look
   (``mirror_average``), and the look whose two readings agree better is kept. Neither look is better
   every time (the lifted one alone: worse for half the input lightings), but the one that agrees with
