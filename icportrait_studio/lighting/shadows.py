@@ -35,6 +35,13 @@ def _overlap(h: int, w: int, ox: int, oy: int) -> tuple[tuple[slice, slice], tup
     return (ys, xs), (yd, xd)
 
 
+def _max_into(view: np.ndarray, values: np.ndarray) -> None:
+    """view = max(view, values), written into ``view`` (a window of a larger array)."""
+    out = cv2.max(view, values, dst=view)
+    if out is not view:  # OpenCV allocated instead of writing through (it does not for these views)
+        view[...] = out
+
+
 def shadow_visibility(depth: np.ndarray, direction: tuple[float, float, float], *, max_dist: float,
                       softness: float, bias: float = 0.6) -> np.ndarray:
     """Visibility in [0, 1] of a distant light from camera-space ``direction`` over ``depth`` (pixels).
@@ -64,8 +71,7 @@ def shadow_visibility(depth: np.ndarray, direction: tuple[float, float, float], 
         k = 1.0 / (dist * softness + w0)
         # (surface there - here - ray height) * k in one pass (numpy took three), maxed into the view
         above = cv2.addWeighted(depth[src], k, depth[dst], -k, -(dist * slope + bias + 0.02 * dist) * k)
-        view = occ[dst]
-        cv2.max(view, above, dst=view)
+        _max_into(occ[dst], above)
     vis = np.clip(0.5 - occ, 0.0, 1.0)
     return vis * vis * (3 - 2 * vis)
 
@@ -96,7 +102,6 @@ def ambient_occlusion(depth: np.ndarray, *, max_dist: float, directions: int = 8
                 break
             src, dst = views
             k = 1.0 / math.hypot(ox, oy)
-            view = tan_h[dst]
-            cv2.max(view, cv2.addWeighted(depth[src], k, depth[dst], -k, 0.0), dst=view)
+            _max_into(tan_h[dst], cv2.addWeighted(depth[src], k, depth[dst], -k, 0.0))
         occluded += tan_h / np.sqrt(1.0 + tan_h * tan_h)  # sin(atan(t))
     return np.clip(1.0 - occluded / directions, 0.0, 1.0).astype(np.float32)
