@@ -330,6 +330,37 @@ def test_every_orientation_matches_pillow(tmp_path: Path, orientation: int) -> N
     assert np.array_equal(_srgb8(img.rgb), expected)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "I;16"])
+def test_every_orientation_of_gray_alpha_and_16_bit_matches_pillow(tmp_path: Path, orientation: int,
+                                                                   mode: str) -> None:
+    rng = np.random.default_rng(orientation)
+    channels = {"L": 1, "LA": 2, "RGBA": 4, "I;16": 1}[mode]
+    if mode == "I;16":
+        px = rng.integers(0, 65536, (5, 7), dtype=np.uint16)
+        im = Image.fromarray(px)
+    else:
+        px = rng.integers(0, 256, (5, 7, channels), dtype=np.uint8)
+        im = Image.fromarray(px[..., 0] if channels == 1 else px, mode=mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    p = tmp_path / "o.png"
+    im.save(p, exif=exif)
+    with Image.open(p) as ref:
+        upright = ImageOps.exif_transpose(ref)
+        expected_alpha = np.asarray(upright.getchannel("A")) if "A" in mode else None
+        values = np.asarray(upright) if mode == "I;16" else np.asarray(upright.convert("RGB"))
+    img = load_image(p)
+    assert img.orientation_applied == orientation
+    if mode == "I;16":
+        np.testing.assert_allclose(img.rgb[..., 0], decode_to_linear(values.astype(np.uint16)), atol=1e-6)
+    else:
+        assert np.array_equal(_srgb8(img.rgb), values)
+    if expected_alpha is not None:
+        assert img.alpha is not None
+        np.testing.assert_allclose(img.alpha, expected_alpha / 255.0, atol=1e-6)
+
+
 def test_tiff_orientation_tag_applied(tmp_path: Path) -> None:
     p = tmp_path / "rot.tif"
     tifffile.imwrite(p, _blocks(), photometric="rgb", extratags=[(274, 3, 1, 6, True)])
