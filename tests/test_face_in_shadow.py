@@ -9,7 +9,14 @@ import pytest
 
 from icportrait_studio.geometry import face_looks, facemesh
 from icportrait_studio.geometry.analysis import analyze
-from icportrait_studio.geometry.face_looks import SHADOW_LEVEL, SHADOW_LIFTS, dark_share, find_faces, lift_shadows
+from icportrait_studio.geometry.face_looks import (
+    SHADOW_LEVEL,
+    SHADOW_LIFTS,
+    dark_share,
+    find_faces,
+    holds_as_part,
+    lift_shadows,
+)
 from icportrait_studio.geometry.facemesh import DetectedFace
 from icportrait_studio.geometry.mirror_index import MIRROR_INDEX
 from icportrait_studio.imaging.color import decode_to_linear
@@ -56,6 +63,35 @@ def test_a_face_in_black_shadow_is_found_where_it_is() -> None:
     assert frontal is not None
     off = np.linalg.norm(analysis.landmarks[:, :2] - frontal[:, :2], axis=1).mean() / np.ptp(frontal[:, 0])
     assert off < 0.05  # face widths (0.02 measured)
+
+
+def _box_face(x0: float, y0: float, x1: float, y1: float) -> DetectedFace:
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, 0] = np.linspace(x0, x1, 478)
+    lm[:, 1] = np.linspace(y0, y1, 478)
+    return DetectedFace(lm)
+
+
+def test_a_small_face_inside_a_much_larger_one_is_a_part_of_it() -> None:
+    whole = _box_face(0, 0, 200, 220)
+    assert holds_as_part(whole, _box_face(50, 70, 150, 180))  # inside, half as wide
+    assert not holds_as_part(whole, _box_face(30, 20, 170, 200))  # inside but not much narrower
+    assert not holds_as_part(whole, _box_face(160, 70, 260, 180))  # half outside
+    assert not holds_as_part(_box_face(50, 70, 150, 180), whole)  # the other way round
+
+
+def test_a_part_read_as_a_face_gives_way_to_the_whole_face() -> None:
+    """yaleB04 lit from 85° to the left: the photo as it is shows the detector a "face" made of the
+    nostrils (for eyes) and the mouth, half the real face wide, and that reading agrees with its own mirror
+    look better than the lifted copy's whole face does with its own; the whole face is kept."""
+    rgb8 = _yale("yaleB04", "A+085E+20")
+    plain = facemesh.detect_with_padding(rgb8)[0]
+    assert plain and np.ptp(plain[0].landmarks[:, 0]) < 0.7 * rgb8.shape[1]
+    analysis = analyze(decode_to_linear(rgb8))
+    frontal = analyze(decode_to_linear(_yale("yaleB04", "A+000E+00"))).landmarks
+    assert analysis.landmarks is not None and frontal is not None
+    off = np.linalg.norm(analysis.landmarks[:, :2] - frontal[:, :2], axis=1).mean() / np.ptp(frontal[:, 0])
+    assert off < 0.05  # face widths (the part reading: 0.22)
 
 
 @pytest.mark.parametrize("subject, tag", [("yaleB06", "A-060E-20"), ("yaleB03", "A-050E+00")])
@@ -105,7 +141,8 @@ def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.Monkey
                                                       lifted_agrees_better: bool) -> None:
     dark = np.full((200, 300, 3), 140, np.uint8)
     dark[:, :100] = 10
-    plain_face, lifted_face = _face(60), _face(200)
+    # two readings of about the same size (neither holds the other as a part): agreement decides
+    plain_face, lifted_face = _face(60), _face(80)
 
     def detect(rgb8: np.ndarray, **kw):  # type: ignore[no-untyped-def]
         return ([plain_face] if rgb8 is dark else [lifted_face]), False
@@ -120,6 +157,24 @@ def test_the_look_that_agrees_with_its_mirror_is_kept(monkeypatch: pytest.Monkey
     assert look.mirror_looked and look.mirror is not None
     assert (look.faces[0] is lifted_face) == lifted_agrees_better
     assert (look.image is dark) != lifted_agrees_better
+
+
+def test_a_reading_inside_a_much_larger_one_gives_way_even_when_it_agrees_better(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    dark = np.full((200, 300, 3), 140, np.uint8)
+    dark[:, :100] = 10
+    plain_face, lifted_face = _face(60), _face(200)  # the plain reading lies inside the lifted one
+
+    def detect(rgb8: np.ndarray, **kw):  # type: ignore[no-untyped-def]
+        return ([plain_face] if rgb8 is dark else [lifted_face]), False
+
+    def mirror(image, matte, face, padded=False):  # type: ignore[no-untyped-def]
+        return _mirror_reading(face, 2.0 if face is plain_face else 30.0)  # the part agrees better
+
+    monkeypatch.setattr(facemesh, "detect_with_padding", detect)
+    monkeypatch.setattr(face_looks, "mirrored_face", mirror)
+    look = find_faces(dark, np.ones((50, 75), np.float32))
+    assert look.faces[0] is lifted_face and look.image is not dark
 
 
 @pytest.mark.parametrize("mirror_off", [2.0, 30.0, None])

@@ -12,6 +12,9 @@ photo's own (only the tones changed). Measured on the Yale dev faces (bench/RESU
   (``mirror_average``), and the look whose two readings agree better is kept. Neither look is better
   every time (the lifted one alone: worse for half the input lightings), but the one that agrees with
   its own mirror is: never worse, and much better where the plain look had locked onto part of a face.
+  Except when the lifted copy's face holds the plain one as a part (``holds_as_part``: its box inside,
+  two thirds as wide or less): a part read as a face can agree with its own mirror look (yaleB04 lit from
+  85° to the left: the nostrils read as eyes, the mouth as the mouth), and no face holds a smaller face.
 
 Only a photo with at least SHADOW_SHARE of its pixels in deep shadow (display value < SHADOW_LEVEL) is
 looked at again: elsewhere a missed face is small or absent, and the extra looks would only cost time.
@@ -105,11 +108,28 @@ def find_faces(det8: np.ndarray, matte: np.ndarray) -> FaceLook:
     if not found:
         return plain
     looks = [plain, _with_mirror(FaceLook(found, pad, lifted), matte)]
-    best = min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
+    if holds_as_part(found[0], faces[0]):
+        best = looks[1]  # the plain look read a part of this face (nostrils for eyes) as a face
+    else:
+        best = min(looks, key=FaceLook.agreement_error)  # the plain look on a tie
     if best is not plain:
         # the other faces are as the photo showed them (the lifted copy may miss some, or find them again)
         best.faces = best.faces[:1] + [f for f in faces if facemesh.box_iou(f.bbox, best.faces[0].bbox) == 0.0]
     return best
+
+
+PART_INSIDE = 0.8  # share of a face's box inside a larger reading's for it to be a part of that face
+PART_NARROWER = 1.5  # ... which is at least this much wider
+
+
+def holds_as_part(whole: facemesh.DetectedFace, part: facemesh.DetectedFace) -> bool:
+    """Whether ``part``'s box lies within ``whole``'s (PART_INSIDE of it) and ``whole`` is PART_NARROWER
+    times wider: no face has a smaller face inside it, so ``part`` read a piece of ``whole`` as a face."""
+    ax0, ay0, ax1, ay1 = whole.bbox
+    bx0, by0, bx1, by1 = part.bbox
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    area = (bx1 - bx0) * (by1 - by0)
+    return area > 0 and inter >= PART_INSIDE * area and (ax1 - ax0) >= PART_NARROWER * (bx1 - bx0)
 
 
 def _with_mirror(look: FaceLook, matte: np.ndarray) -> FaceLook:
