@@ -9,6 +9,11 @@ in process, for every one of the 64 lightings as the input, relit toward the ben
 and scored like the benchmark (gain-fitted si-MSE and SSIM). It prints one row per input lighting (with
 the photos analysed without a face) and the means: over all 64, and over the 37 within ±60° azimuth and
 ±45° elevation. About 8 minutes on the 2-core development VM.
+
+``--spread`` instead checks the landmarks alone (no relighting, ~1 minute): a subject does not move
+between the lightings of a sitting, so each photo's landmarks should lie where the sitting's well-lit
+photos (|azimuth|, |elevation| ≤ 20°) put them; it prints the mean distance from their median, in face
+widths, per subject and over all photos, and the worst photos.
 """
 
 from __future__ import annotations
@@ -62,14 +67,41 @@ def score_source(subjects: list[str], source: str, encoding: str) -> tuple[float
     return float(a[:, 0].mean()), float(a[:, 1].mean()), faceless
 
 
+def landmark_spread(subjects: list[str], sources: list[str]) -> None:
+    """Print how far each photo's landmarks lie from its sitting's well-lit median (see the docstring)."""
+    spread: dict[tuple[str, str], float] = {}
+    for subject in subjects:
+        found = {t: analyze(decode_to_linear(np.repeat(yd.load(subject, t)[..., None], 3, axis=2))).landmarks
+                 for t in sources}
+        well = [t for t in sources if found[t] is not None and max(map(abs, yd.angles(t))) <= 20]
+        if not well:
+            continue
+        ref = np.median(np.stack([found[t] for t in well]), axis=0)[:, :2]
+        width = float(np.ptp(ref[:, 0]))
+        for t in sources:
+            lm = found[t]
+            off = np.nan if lm is None else np.linalg.norm(lm[:, :2] - ref, axis=1).mean() / width
+            spread[(subject, t)] = float(off)
+        print(f"{subject}  {np.nanmean([spread[(subject, t)] for t in sources]):.4f}", flush=True)
+    values = np.array(list(spread.values()))
+    print(f"mean {np.nanmean(values):.4f} face widths over {np.isfinite(values).sum()} photos "
+          f"({np.isnan(values).sum()} without a face)")
+    for key in sorted(spread, key=lambda k: -np.nan_to_num(spread[k], nan=9.0))[:5]:
+        print(f"  {key[0]} {key[1]}  {spread[key]:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoding", choices=("srgb", "linear"), default="srgb")
     ap.add_argument("--sources", help="comma-separated Yale tags (default: all 64 lightings)")
     ap.add_argument("--subjects", type=int, default=99)
+    ap.add_argument("--spread", action="store_true", help="check the landmarks' spread instead (no relighting)")
     args = ap.parse_args()
     subjects = sorted(p.name for p in yd.DATA.glob("yaleB*") if p.is_dir())[: args.subjects]
     sources = args.sources.split(",") if args.sources else input_lightings()
+    if args.spread:
+        landmark_spread(subjects, sources)
+        return
     t0 = time.perf_counter()
     rows = {}
     for source in sources:
