@@ -94,9 +94,16 @@ def run(subject: str, encoding: str, normals: np.ndarray | None) -> list[tuple[f
         # the relight shades with ``shading_normals`` when the analysis has them: replace both
         analysis = dataclasses.replace(analysis, normals=np.where(good[..., None], normals, analysis.normals)
                                        .astype(np.float32), shading_normals=None)
+    return relight_scores(subject, lin, analysis, TARGETS, encoding)
+
+
+def relight_scores(subject: str, lin: np.ndarray, analysis, targets: list[str], encoding: str
+                   ) -> list[tuple[float, float]]:
+    """``lin`` (a photo of ``subject`` read with ``encoding``) relit toward each of ``targets`` as the CLI
+    does, written back as the CLI writes it, and scored against the real photo under that light."""
     ctx = prepare(lin, analysis)
     out = []
-    for t in TARGETS:
+    for t in targets:
         az, el = angles(t)
         img, _ = relight_image(lin, ctx, LightRig(lights=(Light(azimuth=az, elevation=el),)), analysis)
         enc = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8) if encoding == "linear" else encode_from_linear(img, 8)

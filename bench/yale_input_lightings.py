@@ -26,16 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yale_diagnostics as yd  # (puts the project on the path)
 
-from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.geometry.analysis import analyze
-from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
-from icportrait_studio.lighting.relight import prepare, relight_image
+from icportrait_studio.imaging.color import decode_to_linear
 
 
 def input_lightings() -> list[str]:
@@ -54,15 +51,7 @@ def score_source(subjects: list[str], source: str, encoding: str) -> tuple[float
         linear = decode_to_linear(rgb8) if encoding == "srgb" else rgb8.astype(np.float32) / 255.0
         analysis = analyze(linear)  # as the CLI does: on the photo as it was decoded
         faceless += analysis.landmarks is None
-        ctx = prepare(linear, analysis)
-        for tag in targets:
-            az, el = yd.angles(tag)
-            img, _ = relight_image(linear, ctx, LightRig(lights=(Light(azimuth=az, elevation=el),)), analysis)
-            if encoding == "srgb":
-                out8 = encode_from_linear(img, 8)
-            else:  # written as the CLI writes a linear-read photo's result: the values it read
-                out8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-            scores.append(yd.score(np.asarray(Image.fromarray(out8).convert("L")), yd.load(subject, tag)))
+        scores += yd.relight_scores(subject, linear, analysis, targets, encoding)
     a = np.array(scores)
     return float(a[:, 0].mean()), float(a[:, 1].mean()), faceless
 
