@@ -125,11 +125,11 @@ PART_NARROWER = 1.5  # ... which is at least this much wider
 def holds_as_part(whole: facemesh.DetectedFace, part: facemesh.DetectedFace) -> bool:
     """Whether ``part``'s box lies within ``whole``'s (PART_INSIDE of it) and ``whole`` is PART_NARROWER
     times wider: no face has a smaller face inside it, so ``part`` read a piece of ``whole`` as a face."""
-    ax0, ay0, ax1, ay1 = whole.bbox
+    ax0, _, ax1, _ = whole.bbox
     bx0, by0, bx1, by1 = part.bbox
-    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
     area = (bx1 - bx0) * (by1 - by0)
-    return area > 0 and inter >= PART_INSIDE * area and (ax1 - ax0) >= PART_NARROWER * (bx1 - bx0)
+    return (area > 0 and facemesh.box_intersection(whole.bbox, part.bbox) >= PART_INSIDE * area
+            and ax1 - ax0 >= PART_NARROWER * (bx1 - bx0))
 
 
 def _with_mirror(look: FaceLook, matte: np.ndarray) -> FaceLook:

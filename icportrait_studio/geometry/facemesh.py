@@ -227,11 +227,14 @@ def detect_with_padding(rgb8: np.ndarray, pad_fraction: float = 0.35, *,
     return shifted, True
 
 
+def box_intersection(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Area two (x0, y0, x1, y1) boxes share (0 for boxes that do not overlap)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes (0 for boxes that do not overlap)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    inter = box_intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
 
