@@ -454,26 +454,14 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: cv2.transpose(cv2.rotate(a, cv2.ROTATE_180)),
     8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
 }
-# the same as numpy views, for what OpenCV cannot take (more than 4 channels, odd dtypes)
-_UPRIGHT_VIEWS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: np.rot90(a, -1),
-    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-    8: lambda a: np.rot90(a, 1),
-}
-_OPENCV_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64)
 
 
 def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """``a`` (a decoded plane: uint8, uint16 or float32; gray, RGB or alpha) turned upright."""
     if orientation not in _UPRIGHT:
         return a
-    if a.dtype.type in _OPENCV_DTYPES and (a.ndim == 2 or (a.ndim == 3 and 1 <= a.shape[2] <= 4)):
-        out = _UPRIGHT[orientation](np.ascontiguousarray(a))
-        return out.reshape(out.shape[:2] + a.shape[2:])  # OpenCV drops a single channel's axis
-    return _UPRIGHT_VIEWS[orientation](a)
+    out = _UPRIGHT[orientation](np.ascontiguousarray(a))
+    return out.reshape(out.shape[:2] + a.shape[2:])  # OpenCV drops a single channel's axis
 
 
 def _alpha_to_float(a: np.ndarray) -> np.ndarray:
