@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from icportrait_studio.core.lights import LightRig
+from icportrait_studio.core.lights import Light, LightRig
 from icportrait_studio.geometry.raster import fill_polygon
 from icportrait_studio.geometry.topology import face_topology
 from icportrait_studio.lighting.estimate import LUMA
@@ -140,6 +140,16 @@ def _eye_boxes(photo: np.ndarray, landmarks: np.ndarray | None, scale: float) ->
     return boxes
 
 
+def _power(light: Light) -> float:
+    """A light's strength as its brightest colour channel carries it."""
+    return light.intensity * max(light.color)
+
+
+def _radiance(light: Light) -> float:
+    """Its power over its solid angle (∝ α²): how bright its mirror image in the cornea is."""
+    return _power(light) / light_alpha(light.size) ** 2
+
+
 def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray | None, rig: LightRig,
                      scale: float = 1.0, cache: dict | None = None) -> np.ndarray:
     """``relit`` (linear HxWx3, the ratio relight of ``photo``) with each eye's catchlight moved to where
@@ -158,11 +168,11 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
         boxes = _eye_boxes(photo, landmarks, scale)
         if cache is not None:
             cache[key] = boxes
-    strongest = max(lights, key=lambda li: li.intensity * max(li.color), default=None)
-    power = 0.0 if strongest is None else strongest.intensity * max(strongest.color)
+    strongest = max(lights, key=_power, default=None)
+    power = 0.0 if strongest is None else _power(strongest)
     # a catchlight is the light's mirror image: as bright as the light's radiance (its power over its
     # solid angle), so a big soft fill leaves a faint reflection, not a grey disc over the pupil
-    radiance = 0.0 if strongest is None else power / light_alpha(strongest.size) ** 2
+    radiance = 0.0 if strongest is None else _radiance(strongest)
     for b in boxes:
         eye, ys, xs, cx, cy, xx, yy, iris, old = b.eye, b.ys, b.xs, b.cx, b.cy, b.xx, b.yy, b.iris, b.old
         crop = relit[ys, xs].copy()
@@ -178,7 +188,7 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             new = crop + old[..., None] * (fill - crop)
         r_cornea = CORNEA_RATIO * eye.radius
         for light in lights:
-            rel = light.intensity * max(light.color) / max(power, 1e-6)
+            rel = _power(light) / max(power, 1e-6)
             if rel < MIN_RELATIVE:
                 continue
             hx, hy, hz = np.asarray(light.direction, np.float64) + np.array([0.0, 0.0, 1.0])
@@ -193,7 +203,7 @@ def move_catchlights(relit: np.ndarray, photo: np.ndarray, landmarks: np.ndarray
             edge = np.clip(size + 0.5 - np.sqrt((xx - px) ** 2 + (yy - py) ** 2), 0.0, 1.0)
             disc = (edge * edge * (3 - 2 * edge)).astype(np.float32) * iris
             color = np.asarray(light.color, np.float32) / max(max(light.color), 1e-6)
-            bright = light.intensity * max(light.color) / light_alpha(light.size) ** 2 / max(radiance, 1e-9)
+            bright = _radiance(light) / max(radiance, 1e-9)
             spot = np.float32(peak * min(1.0, bright)) * color
             new = new + disc[..., None] * spot  # a reflection adds to the iris under it
         k = np.float32(1.0 - rig.keep_original)
