@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from icportrait_studio.geometry import facemesh
 from icportrait_studio.geometry.facemesh import DetectedFace
@@ -97,10 +100,6 @@ def test_the_padded_pass_sets_the_crop_on_a_neutral_grey_backdrop(monkeypatch: p
 def test_a_tight_crop_the_edge_padding_missed_is_found() -> None:
     """yaleB02 lit from 25° left: a well-lit tight crop (with the scan-line noise some Yale frames carry)
     in which the edge-padded pass found no face."""
-    from pathlib import Path
-
-    from PIL import Image
-
     yale = Path(__file__).resolve().parents[2] / "shared" / "data" / "yaleB-dev" / "yaleB02"
     paths = [yale / f"yaleB02_P00{tag}.pgm" for tag in ("A+025E+00", "A+000E+00")]
     if not all(p.exists() for p in paths):
