@@ -74,7 +74,9 @@ def test_identity_distance_is_shown_and_warns_above_threshold(window: MainWindow
     apply({"identity_distance": 0.31})
     assert ind.isVisible() and ind.text() == "Identity distance 0.31" and not ind.warning
     assert window.props_panel.value("Identity", "Identity distance") == "0.31"
-    assert "Identity distance 0.31" in window.statusBar().currentMessage()
+    window.statusBar().showMessage("Saved portrait.icps")
+    apply({"identity_distance": 0.30})
+    assert window.statusBar().currentMessage() == "Saved portrait.icps"  # the label holds it; no repeat
     apply({"identity_distance": IDENTITY_WARN + 0.12})
     assert ind.warning and "⚠" in ind.text() and "#ffb347" in ind.styleSheet()
     assert window.statusBar().currentMessage().startswith("Warning: Identity distance 0.62 is above 0.50")

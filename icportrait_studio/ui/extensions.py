@@ -92,7 +92,8 @@ class IdentityIndicator(QLabel):
             self.setText(text)
             self.setStyleSheet(OK_STYLE)
             self.setToolTip(f"Same person (threshold {limit:.2f})")
-            self.win.statusBar().showMessage(text, 6000)
+            # no status-bar message: this label already shows it, and repeating it after every full
+            # render pushed out the message that was there ("Saved portrait.icps")
         props.set_rows("Identity", [("Identity distance", f"{dist:.2f}"),
                                     ("Status", f"⚠ above {limit:.2f}" if self.warning else "ok")])
         section = props._sections["Identity"]
