@@ -233,6 +233,29 @@ def test_tiff_float_and_gray16(tmp_path: Path) -> None:
     np.testing.assert_allclose(img.rgb[..., 2], decode_to_linear(gray), atol=1e-7)
 
 
+def test_tiff_wide_and_signed_integers(tmp_path: Path) -> None:
+    """32-bit unsigned samples span their range; signed ones are read only as 16-bit data in a wider type.
+
+    Before, both fell through to Pillow: a signed 16-bit RGB file was "not a recognised image, or the file
+    is damaged", and 32-bit gray values past 65535 were clipped to a white frame ("no face found")."""
+    top = np.iinfo(np.uint32).max
+    pu = tmp_path / "u32.tif"
+    tifffile.imwrite(pu, np.array([[[0, top // 2, top]]], dtype=np.uint32), photometric="rgb")
+    img = load_image(pu, encoding="linear")
+    np.testing.assert_allclose(img.rgb[0, 0], [0.0, 0.5, 1.0], atol=1e-6)
+
+    ps = tmp_path / "i32.tif"
+    tifffile.imwrite(ps, np.array([[0, 1000, 65535]], dtype=np.int32), photometric="minisblack")
+    img = load_image(ps, encoding="linear")
+    np.testing.assert_allclose(img.rgb[0, :, 0], [0.0, 1000 / 65535, 1.0], atol=1e-6)
+
+    for name, values, kind in (("neg.tif", np.array([[[-100, 0, 155]]], dtype=np.int16), "rgb"),
+                               ("big.tif", np.array([[0, 255000]], dtype=np.int32), "minisblack")):
+        tifffile.imwrite(tmp_path / name, values, photometric=kind)
+        with pytest.raises(InputError, match=r"signed (16|32)-bit integers from (-100 to 155|0 to 255000)"):
+            load_image(tmp_path / name)
+
+
 def test_jpeg_and_webp_save(tmp_path: Path) -> None:
     lin = decode_to_linear(_blocks())
     pj = tmp_path / "o.jpg"

@@ -352,11 +352,14 @@ def _decode_tiff(p: str, max_pixels: int) -> _Decoded | None:
         gray = photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE)
         if not (gray or photometric == tifffile.PHOTOMETRIC.RGB):
             return None  # palette, CMYK, YCbCr, ...: Pillow's job
-        if page.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
+        wide = page.dtype is not None and page.dtype.kind in "iu" and page.dtype not in (np.uint8, np.uint16)
+        if not wide and page.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
             return None
         if set(page.axes) - {"Y", "X", "S"}:
             return None
         arr = page.asarray()
+        if wide:
+            arr = _wide_integers(p, arr)
         if page.axes.startswith("S"):
             arr = np.moveaxis(arr, 0, -1)
         if arr.ndim == 2:
@@ -384,6 +387,26 @@ def _decode_tiff(p: str, max_pixels: int) -> _Decoded | None:
         note = note_tag.value if note_tag is not None and isinstance(note_tag.value, str) else None
         return _Decoded(color, alpha, bit_depth, _tiff_mode(page), icc, _tiff_orientation(page), warnings,
                         note=note)
+
+
+def _wide_integers(p: str, arr: np.ndarray) -> np.ndarray:
+    """Signed or 32/64-bit integer samples (scientific cameras, ImageJ, Pillow's "I" mode) -> float in [0, 1].
+
+    Unsigned samples span their type's range, as 8- and 16-bit ones do. Signed ones have no such
+    convention: values within 0–65535 are 16-bit data in a wider type (what Pillow writes), anything else
+    (negative values, or past 65535) is measurement data whose black and white the file does not say,
+    refused with the range found rather than shown as a black or white frame ("no face found").
+    """
+    if arr.dtype.kind == "u":
+        return (arr.astype(np.float64) / float(np.iinfo(arr.dtype).max)).astype(np.float32)
+    lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+    if lo < 0 or hi > 65535:
+        raise InputError(
+            f"Cannot open '{p}': its samples are signed {8 * arr.dtype.itemsize}-bit integers from {lo} to {hi}, "
+            "with no black or white point for a photo: save it with unsigned 8- or 16-bit samples, or as "
+            "32-bit float in 0–1"
+        )
+    return (arr.astype(np.float32) / np.float32(65535.0))
 
 
 def _tiff_mode(page: tifffile.TiffPage) -> str:
