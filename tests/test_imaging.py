@@ -440,6 +440,34 @@ def test_bad_files_raise_input_error_naming_the_file(tmp_path: Path, case: str) 
             image_info(path)
 
 
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"), (b"\x00\x00\x00\x18ftypmif1", "HEIF"),
+     (b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01", "Canon CR3 raw"), (b"FUJIFILMCCD-RAW 0201", "Fujifilm RAF raw"),
+     (b"%PDF-1.7\n", "PDF"), (b"\xef\xbb\xbf<?xml version='1.0'?><svg/>", "SVG")],
+)
+def test_known_unsupported_formats_are_named(tmp_path: Path, head: bytes, kind: str) -> None:
+    """An iPhone's HEIC photo said "not a recognised image, or the file is damaged": it is neither."""
+    p = tmp_path / "photo.bin"
+    p.write_bytes(head + bytes(200))
+    for read in (load_image, image_info):
+        with pytest.raises(InputError, match=f"{kind}.* not supported; export it as JPEG, PNG or TIFF"):
+            read(p)
+
+
+def test_damaged_exif_is_one_note_not_a_python_warning(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    """Pillow reads a JPEG's EXIF while opening it and complains about a damaged block with a Python
+    warning, which the CLI printed raw; the photo loads as stored, with one note saying why."""
+    p = tmp_path / "bad_exif.jpg"
+    broken = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x09\x00\x00"
+    Image.fromarray(_blocks()).save(p, exif=broken, quality=95)
+    img = load_image(p)
+    assert img.rgb.shape[:2] == _blocks().shape[:2]  # as stored
+    assert img.warnings.count(imaging_io.EXIF_DAMAGED) == 1
+    assert image_info(p)[:2] == (_blocks().shape[1], _blocks().shape[0])
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]
+
+
 @pytest.mark.parametrize(("bit_depth", "color_type"), [(1, 0), (8, 2), (16, 2)])
 def test_huge_image_refused_from_header(tmp_path: Path, bit_depth: int, color_type: int) -> None:
     p = tmp_path / "huge.png"

@@ -18,6 +18,7 @@ import functools
 import io
 import os
 import stat
+import warnings as py_warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,7 @@ Image.MAX_IMAGE_PIXELS = None
 
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXIF_DAMAGED = "the photo's EXIF data is damaged: its orientation could not be read, so it is shown as stored"
 _PNG16_MODES = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}  # by PNG colour type
 _TAG_ORIENTATION = 274
 _TAG_ICC = 34675
@@ -160,7 +162,7 @@ def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
                 w, h = int(page.imagewidth), int(page.imagelength)
                 mode = _tiff_mode(page)
                 return (h, w, mode) if _tiff_orientation(page) >= 5 else (w, h, mode)
-        with Image.open(p) as im:
+        with _open_with_pil(p, head, DEFAULT_MAX_PIXELS)[0] as im:
             w, h = im.size
             mode = _PNG16_MODES.get(head[25], im.mode) if _is_png16(im, head) else im.mode
             orientation = _exif_orientation(im, allow_decode=False)
@@ -230,17 +232,51 @@ def _decode(p: str, max_pixels: int) -> _Decoded:
     return _decode_with_pil(p, head, max_pixels)
 
 
+# ISO base-media brands (bytes 8-12 of an ``ftyp`` box) of photo formats Pillow cannot decode
+_BMFF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                b"mif1": "HEIF", b"msf1": "HEIF", b"crx ": "Canon CR3 raw"}
+
+
+def _unsupported_kind(head: bytes) -> str | None:
+    """The name of a well-known format this app cannot read, from the file's first bytes (a phone's HEIC
+    photo was "not a recognised image, or the file is damaged", which sends a user looking for damage)."""
+    if head[4:8] == b"ftyp" and head[8:12] in _BMFF_BRANDS:
+        return _BMFF_BRANDS[head[8:12]]
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "Fujifilm RAF raw"
+    if head.startswith(b"%PDF"):
+        return "PDF"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml")):
+        return "SVG (vector)"
+    return None
+
+
 def _is_png16(im: Image.Image, head: bytes) -> bool:
     return im.format == "PNG" and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
 
 
+def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
+    """``Image.open`` with a clear message for what it cannot read, and (second) whether it complained
+    about the file's EXIF block: Pillow reads it while opening a JPEG and says so as a Python warning,
+    which reached the CLI's stderr raw; it is recorded here and becomes one note."""
+    with py_warnings.catch_warnings(record=True) as caught:
+        py_warnings.simplefilter("always")
+        try:
+            im = Image.open(p)
+        except UnidentifiedImageError:
+            kind = _unsupported_kind(head)
+            if kind:
+                raise InputError(f"Cannot open '{p}': {kind} files are not supported; export it as JPEG, PNG "
+                                 "or TIFF first") from None
+            raise InputError(f"Cannot open '{p}': not a recognised image, or the file is damaged") from None
+        except Image.DecompressionBombError:
+            raise InputError(f"Cannot open '{p}': the image is too large (limit {max_pixels} pixels)") from None
+    return im, any("exif" in str(w.message).lower() for w in caught)
+
+
 def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
-    try:
-        im_ctx = Image.open(p)
-    except UnidentifiedImageError:
-        raise InputError(f"Cannot open '{p}': not a recognised image, or the file is damaged") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"Cannot open '{p}': the image is too large (limit {max_pixels} pixels)") from None
+    im_ctx, exif_complaint = _open_with_pil(p, head, max_pixels)
     with im_ctx as im:
         width, height = im.size
         _check_size(p, width, height, max_pixels)  # header only: nothing decoded yet
@@ -256,7 +292,9 @@ def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
             mode = _PNG16_MODES.get(head[25], im.mode)
             return _Decoded(color, alpha, 16, mode, icc, orientation, warnings, gamma, note)
         im.load()  # force the full decode here so truncation errors surface now
-        orientation = _exif_orientation(im, allow_decode=True)
+        orientation = _exif_orientation(im, allow_decode=True, notes=warnings)
+        if exif_complaint and EXIF_DAMAGED not in warnings:
+            warnings.append(EXIF_DAMAGED)
         mode = im.mode
         color, alpha, bit_depth, icc = _pil_to_arrays(im, icc, warnings)
         return _Decoded(color, alpha, bit_depth, mode, icc, orientation, warnings, gamma, note)
@@ -447,21 +485,29 @@ def _unpremultiply(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out.astype(np.float32) if color.dtype.kind == "f" else np.rint(out).astype(color.dtype)
 
 
-def _exif_orientation(im: Image.Image, *, allow_decode: bool) -> int:
-    """The EXIF orientation tag (1..8), 1 when absent or unreadable."""
-    try:
-        if im.format == "PNG" and not allow_decode:
-            # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk.
-            raw = im.info.get("exif")
-            if not raw:
-                return 1
-            exif = Image.Exif()
-            exif.load(raw)
-        else:
-            exif = im.getexif()
-        value = int(exif.get(_TAG_ORIENTATION, 1))
-    except Exception:  # a damaged EXIF block must not stop the image from loading
-        return 1
+def _exif_orientation(im: Image.Image, *, allow_decode: bool, notes: list[str] | None = None) -> int:
+    """The EXIF orientation tag (1..8), 1 when absent or unreadable.
+
+    A damaged EXIF block must not stop the image from loading; Pillow's complaints about it (Python
+    warnings, which the CLI printed raw on stderr) become one note in ``notes`` when one is given."""
+    value, failed = 1, False
+    with py_warnings.catch_warnings(record=True) as caught:
+        py_warnings.simplefilter("always")
+        try:
+            if im.format == "PNG" and not allow_decode:
+                # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk.
+                raw = im.info.get("exif")
+                if not raw:
+                    return 1
+                exif = Image.Exif()
+                exif.load(raw)
+            else:
+                exif = im.getexif()
+            value = int(exif.get(_TAG_ORIENTATION, 1))
+        except Exception:
+            failed = True
+    if notes is not None and (failed or caught or not 0 <= value <= 8):  # 0: "undefined", as some writers put it
+        notes.append(EXIF_DAMAGED)
     return value if 1 <= value <= 8 else 1
 
 
