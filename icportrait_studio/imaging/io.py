@@ -31,6 +31,7 @@ from icportrait_studio.errors import InputError
 from icportrait_studio.imaging import carried_landmarks
 from icportrait_studio.imaging.encoding import from_linear, linear_reason, resolve_encoding, to_linear
 from icportrait_studio.imaging.png_chunks import insert_png_gamma1, insert_png_ztxt
+from icportrait_studio.imaging.signatures import PNG_SIGNATURE, TIFF_SIGNATURES, unsupported_kind
 from icportrait_studio.imaging.writers import (
     _WRITERS,
     TAG_NOTE,
@@ -51,8 +52,6 @@ SAVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 # bomb check would otherwise fire first, with its own exception type and a limit we don't choose.
 Image.MAX_IMAGE_PIXELS = None
 
-_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXIF_DAMAGED = "the photo's EXIF data is damaged: its orientation could not be read, so it is shown as stored"
 _PNG16_MODES = {0: "I;16", 2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}  # by PNG colour type
 _TAG_ORIENTATION = 274
@@ -156,7 +155,7 @@ def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
     _check_regular_file(p)
     try:
         head = _read_head(p)
-        if head[:4] in _TIFF_SIGNATURES:
+        if head[:4] in TIFF_SIGNATURES:
             with contextlib.suppress(Exception), tifffile.TiffFile(p) as tf:
                 page = tf.pages[0]
                 w, h = int(page.imagewidth), int(page.imagelength)
@@ -220,7 +219,7 @@ def _read_head(p: str) -> bytes:
 
 def _decode(p: str, max_pixels: int) -> _Decoded:
     head = _read_head(p)
-    if head[:4] in _TIFF_SIGNATURES:
+    if head[:4] in TIFF_SIGNATURES:
         try:
             dec = _decode_tiff(p, max_pixels)
         except InputError:
@@ -232,28 +231,8 @@ def _decode(p: str, max_pixels: int) -> _Decoded:
     return _decode_with_pil(p, head, max_pixels)
 
 
-# ISO base-media brands (bytes 8-12 of an ``ftyp`` box) of photo formats Pillow cannot decode
-_BMFF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
-                b"mif1": "HEIF", b"msf1": "HEIF", b"crx ": "Canon CR3 raw"}
-
-
-def _unsupported_kind(head: bytes) -> str | None:
-    """The name of a well-known format this app cannot read, from the file's first bytes (a phone's HEIC
-    photo was "not a recognised image, or the file is damaged", which sends a user looking for damage)."""
-    if head[4:8] == b"ftyp" and head[8:12] in _BMFF_BRANDS:
-        return _BMFF_BRANDS[head[8:12]]
-    if head.startswith(b"FUJIFILMCCD-RAW"):
-        return "Fujifilm RAF raw"
-    if head.startswith(b"%PDF"):
-        return "PDF"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<svg", b"<?xml")):
-        return "SVG (vector)"
-    return None
-
-
 def _is_png16(im: Image.Image, head: bytes) -> bool:
-    return im.format == "PNG" and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
+    return im.format == "PNG" and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
 
 
 def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
@@ -265,7 +244,7 @@ def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, b
         try:
             im = Image.open(p)
         except UnidentifiedImageError:
-            kind = _unsupported_kind(head)
+            kind = unsupported_kind(head)
             if kind:
                 raise InputError(f"Cannot open '{p}': {kind} files are not supported; export it as JPEG, PNG "
                                  "or TIFF first") from None

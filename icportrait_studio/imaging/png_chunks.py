@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from icportrait_studio.imaging.signatures import PNG_SIGNATURE
 
 
 def insert_png_icc(png: bytes, icc: bytes) -> bytes:
@@ -23,7 +23,7 @@ def insert_png_gamma1(png: bytes) -> bytes:
 
 
 def _insert_png_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
-    if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
+    if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR":
         raise OSError("unexpected PNG layout from the encoder")
     ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
     chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
@@ -43,7 +43,7 @@ def read_png_ztxt(path: str, keyword: str, *, max_chunks: int = 64) -> str | Non
     """
     key = keyword.encode("latin-1")
     with open(path, "rb") as f:
-        if f.read(8) != _PNG_SIGNATURE:
+        if f.read(8) != PNG_SIGNATURE:
             return None
         for _ in range(max_chunks):
             head = f.read(8)
