@@ -468,6 +468,33 @@ def test_damaged_exif_is_one_note_not_a_python_warning(tmp_path: Path, recwarn: 
     assert not [w for w in recwarn if "EXIF" in str(w.message)]
 
 
+def test_loads_on_many_threads_leave_python_warnings_as_they_were(tmp_path: Path) -> None:
+    """Recording Pillow's warnings swaps process-wide state; interleaved on the app's job threads, the
+    restores could leave one load's recorder installed, swallowing every later warning."""
+    import threading
+    import warnings
+
+    p = tmp_path / "bad_exif.jpg"
+    broken = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x09\x00\x00"
+    Image.fromarray(_blocks()).save(p, exif=broken)
+    filters, show = list(warnings.filters), warnings.showwarning
+    notes: list[list[str]] = []
+
+    def work() -> None:
+        for _ in range(15):
+            notes.append(load_image(p).warnings)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(notes) == 90 and all(n.count(imaging_io.EXIF_DAMAGED) == 1 for n in notes)
+    assert warnings.showwarning is show and warnings.filters == filters
+    with pytest.warns(UserWarning, match="still heard"):
+        warnings.warn("still heard", UserWarning, stacklevel=1)
+
+
 @pytest.mark.parametrize(("bit_depth", "color_type"), [(1, 0), (8, 2), (16, 2)])
 def test_huge_image_refused_from_header(tmp_path: Path, bit_depth: int, color_type: int) -> None:
     p = tmp_path / "huge.png"

@@ -18,8 +18,9 @@ import functools
 import io
 import os
 import stat
+import threading
 import warnings as py_warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -235,12 +236,28 @@ def _is_png16(im: Image.Image, head: bytes) -> bool:
     return im.format == "PNG" and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _recorded_warnings() -> Iterator[list[py_warnings.WarningMessage]]:
+    """Python warnings raised inside, recorded instead of printed.
+
+    ``warnings.catch_warnings`` swaps process-wide state and restores it on exit: two loads on different
+    threads (the app's job pool) that interleaved could leave the recorder of the first installed for
+    good, swallowing every later warning. Our own uses are serialised; each is a header parse or a
+    lookup in an already decoded image, so the lock is held briefly.
+    """
+    with _WARNINGS_LOCK, py_warnings.catch_warnings(record=True) as caught:
+        py_warnings.simplefilter("always")
+        yield caught
+
+
 def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
     """``Image.open`` with a clear message for what it cannot read, and (second) whether it complained
     about the file's EXIF block: Pillow reads it while opening a JPEG and says so as a Python warning,
     which reached the CLI's stderr raw; it is recorded here and becomes one note."""
-    with py_warnings.catch_warnings(record=True) as caught:
-        py_warnings.simplefilter("always")
+    with _recorded_warnings() as caught:
         try:
             im = Image.open(p)
         except UnidentifiedImageError:
@@ -470,8 +487,7 @@ def _exif_orientation(im: Image.Image, *, allow_decode: bool, notes: list[str] |
     A damaged EXIF block must not stop the image from loading; Pillow's complaints about it (Python
     warnings, which the CLI printed raw on stderr) become one note in ``notes`` when one is given."""
     value, failed = 1, False
-    with py_warnings.catch_warnings(record=True) as caught:
-        py_warnings.simplefilter("always")
+    with _recorded_warnings() as caught:
         try:
             if im.format == "PNG" and not allow_decode:
                 # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk.
