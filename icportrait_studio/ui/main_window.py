@@ -45,7 +45,14 @@ from icportrait_studio.ui.panels import (
 )
 from icportrait_studio.ui.settings import Settings
 from icportrait_studio.ui.view_sphere import ViewSpherePanel
-from icportrait_studio.ui.work import AnalysisOutcome, Proxies, RenderOutcome, shading_rgba, warmup_work
+from icportrait_studio.ui.work import (
+    AnalysisOutcome,
+    Proxies,
+    RenderOutcome,
+    set_display_profile,
+    shading_rgba,
+    warmup_work,
+)
 
 APP_NAME = "IC-Portrait Studio"
 
@@ -178,6 +185,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
                      states: list[DocState] | None = None, descriptions: list[str] | None = None,
                      index: int = 0, clean: bool = True) -> None:
         """Show ``doc`` (replacing the current one) and start analysing and rendering it."""
+        set_display_profile(doc.icc_profile, doc.encoding)  # before any of its pixels are encoded
         self.renderer.set_document(doc.id, doc.base, doc.alpha, proxies, landmarks=doc.source_landmarks)
         self.doc = doc
         self.display.reset(doc)
@@ -188,7 +196,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         self.light_panel.setSourceLight(None)
         self._source_light = None
         self.props_panel.clear()
-        self.props_panel.set_image(doc.size, doc.bit_depth, doc.alpha is not None, bool(doc.icc_profile),
+        self.props_panel.set_image(doc.size, doc.bit_depth, doc.alpha is not None, doc.icc_profile,
                                    doc.path or "", doc.encoding)
         if doc.analysis_info:
             self._show_render_info(doc.analysis_info, "saved")

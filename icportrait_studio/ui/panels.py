@@ -437,11 +437,14 @@ class PropertiesPanel(QWidget):
                 return parent.child(i).text(1)
         return None
 
-    def set_image(self, size: tuple[int, int], bit_depth: int, has_alpha: bool, has_icc: bool, path: str,
+    def set_image(self, size: tuple[int, int], bit_depth: int, has_alpha: bool, icc: bytes | None, path: str,
                   encoding: str = "srgb") -> None:
+        from icportrait_studio.imaging.display_profile import profile_name
+
+        profile = (profile_name(icc) or "embedded") if icc else "none (sRGB)"
         self.set_rows("Image", [("File", os.path.basename(path) or "—"), ("Size", f"{size[0]} × {size[1]} px"),
                                 ("Depth", f"{bit_depth}-bit"), ("Alpha", "yes" if has_alpha else "no"),
-                                ("Colour profile", "embedded" if has_icc else "sRGB"),
+                                ("Colour profile", profile),
                                 ("Values", "linear light" if encoding == "linear" else "sRGB-encoded")],
                       {"File": path, "Values": "How the file's values map to light; exports keep it"})
 

@@ -21,16 +21,35 @@ from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressF
 
 log = logging.getLogger(__name__)
 
+# The open photo's colour profile as the screen needs it (``imaging.display_profile``), None for sRGB.
+# One per process, as there is one document: set on the GUI thread before that document's first pixels
+# are encoded, read by ``encode_display`` on the worker threads (a reference swap, atomic in Python).
+_display_transform: object | None = None
+
+
+def set_display_profile(icc: bytes | None, encoding: str = "srgb") -> None:
+    """Show the pixels encoded from now on as an sRGB screen should show a photo with profile ``icc``."""
+    global _display_transform
+    from icportrait_studio.imaging.display_profile import display_transform
+
+    _display_transform = display_transform(icc, encoding)
+
+
 def encode_display(rgb_linear: np.ndarray, alpha: np.ndarray | None = None,
                    mask: np.ndarray | None = None) -> np.ndarray:
     """Linear float RGB -> 8-bit sRGB pixels in Qt's native 32-bit layout (QImage.Format_RGB32, or
     Format_ARGB32_Premultiplied when there is alpha or a layer mask), which Qt paints without
-    converting: a third faster per repaint than packed RGB, and repaints happen at drag rate."""
+    converting: a third faster per repaint than packed RGB, and repaints happen at drag rate. A photo
+    tagged with another colour profile is shown in sRGB's colours (``set_display_profile``)."""
     import cv2
 
     from icportrait_studio.imaging.color import encode_from_linear
 
-    rgb8 = encode_from_linear(rgb_linear, 8)
+    transform = _display_transform
+    if transform is not None and rgb_linear.ndim == 3 and rgb_linear.shape[2] == 3:
+        rgb8 = transform.from_linear(rgb_linear)  # type: ignore[attr-defined]
+    else:
+        rgb8 = encode_from_linear(rgb_linear, 8)
     native = cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGRA if sys.byteorder == "little" else cv2.COLOR_RGB2RGBA)
     if alpha is None and mask is None:
         if sys.byteorder == "big":  # 0xffRRGGBB stored big-endian is A, R, G, B

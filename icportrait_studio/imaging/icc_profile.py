@@ -1,0 +1,105 @@
+"""Reading the parts of an ICC profile that a matrix-shaper colour space is made of, by hand.
+
+Photographers' files carry Adobe RGB (cameras), Display P3 (phones) or ProPhoto RGB (Lightroom) profiles:
+each is three tone curves (``rTRC``/``gTRC``/``bTRC``, or ``kTRC`` for gray) and three colorants
+(``rXYZ``/``gXYZ``/``bXYZ``, the primaries in the profile connection space, XYZ under D50). Parsed here
+from the tag table rather than through LittleCMS, so that a damaged profile reads as "nothing usable"
+(None) instead of raising, and the curves come out as lookup tables the display path applies with
+OpenCV on any thread.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+__all__ = ["color_space", "colorants", "read_tags", "tone_curve"]
+
+_HEADER = 128
+_MAX_TAGS = 1000  # real profiles hold a few dozen tags; more means the table is garbage
+
+
+def read_tags(icc: bytes | None) -> dict[bytes, tuple[int, int]] | None:
+    """Tag signature -> (offset, size) from the profile's tag table, or None if it is not a profile."""
+    if not icc or len(icc) < _HEADER + 4 or icc[36:40] != b"acsp":
+        return None
+    try:
+        (n,) = struct.unpack_from(">I", icc, _HEADER)
+        if n > _MAX_TAGS or _HEADER + 4 + 12 * n > len(icc):
+            return None
+        tags: dict[bytes, tuple[int, int]] = {}
+        for i in range(n):
+            sig, off, size = struct.unpack_from(">4sII", icc, _HEADER + 4 + 12 * i)
+            if off + size <= len(icc):
+                tags.setdefault(sig, (off, size))
+        return tags
+    except struct.error:
+        return None
+
+
+def color_space(icc: bytes) -> bytes:
+    """The header's data colour space signature (b"RGB ", b"GRAY", b"CMYK", ...)."""
+    return icc[16:20] if len(icc) >= 20 else b""
+
+
+def tone_curve(icc: bytes, tag: tuple[int, int], samples: int = 256) -> np.ndarray | None:
+    """A ``curv`` or ``para`` tone curve sampled at ``samples`` evenly spaced codes in [0, 1] (float64),
+    or None for another type or a malformed one."""
+    offset, size = tag
+    if size < 12:
+        return None
+    x = np.linspace(0.0, 1.0, samples)
+    kind = icc[offset : offset + 4]
+    try:
+        if kind == b"curv":
+            (count,) = struct.unpack_from(">I", icc, offset + 8)
+            if count == 0:
+                return x  # identity
+            if 12 + 2 * count > size:
+                return None
+            if count == 1:
+                (g,) = struct.unpack_from(">H", icc, offset + 12)  # u8Fixed8Number
+                return x ** (g / 256.0)
+            table = np.frombuffer(icc, dtype=">u2", count=count, offset=offset + 12).astype(np.float64) / 65535.0
+            return np.interp(x, np.linspace(0.0, 1.0, count), table)
+        if kind == b"para":
+            (function,) = struct.unpack_from(">H", icc, offset + 8)
+            n_params = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}.get(function)
+            if n_params is None or 12 + 4 * n_params > size:
+                return None
+            p = [v / 65536.0 for v in struct.unpack_from(f">{n_params}i", icc, offset + 12)]
+            return _parametric(x, function, p)
+    except (struct.error, ValueError, ZeroDivisionError, FloatingPointError):
+        return None
+    return None
+
+
+def _parametric(x: np.ndarray, function: int, p: list[float]) -> np.ndarray:
+    """ICC parametric curve types 0-4 (parameters g, a, b, c, d, e, f)."""
+    g = p[0]
+    if function == 0:
+        return x**g
+    a, b = p[1], p[2]
+    with np.errstate(invalid="ignore"):
+        if function in (1, 2):
+            offset = 0.0 if function == 1 else p[3]
+            edge = -b / a
+            return np.where(x >= edge, np.maximum(a * x + b, 0.0) ** g + offset, offset)
+        c, d = p[3], p[4]
+        e, f = (p[5], p[6]) if function == 4 else (0.0, 0.0)
+        return np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
+
+
+def colorants(icc: bytes, tags: dict[bytes, tuple[int, int]]) -> np.ndarray | None:
+    """3×3 matrix whose columns are the red, green and blue colorants (XYZ, D50), or None."""
+    cols = []
+    for sig in (b"rXYZ", b"gXYZ", b"bXYZ"):
+        if sig not in tags:
+            return None
+        off, size = tags[sig]
+        if size < 20 or icc[off : off + 4] != b"XYZ ":
+            return None
+        cols.append([v / 65536.0 for v in struct.unpack_from(">3i", icc, off + 8)])
+    m = np.array(cols, dtype=np.float64).T
+    return m if np.isfinite(m).all() and abs(np.linalg.det(m)) > 1e-6 else None

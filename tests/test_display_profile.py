@@ -1,0 +1,110 @@
+"""A photo's colour profile as the canvas shows it on an sRGB screen (imaging/display_profile.py).
+
+The reference is LittleCMS (Pillow's ImageCms); the profiles are the ones Qt writes for the named colour
+spaces photographers' files carry.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from PySide6.QtGui import QColorSpace
+
+from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
+from icportrait_studio.imaging.display_profile import display_transform, profile_name
+from icportrait_studio.imaging.icc_profile import read_tags, tone_curve
+
+
+def _qt_profile(name: str) -> bytes:
+    return bytes(QColorSpace(getattr(QColorSpace.NamedColorSpace, name)).iccProfile().data())
+
+
+def _littlecms(icc: bytes, codes: np.ndarray) -> np.ndarray:
+    t = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), "RGB", "RGB")
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(codes), t))
+
+
+def _codes() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    cube = np.stack(np.meshgrid(*[np.linspace(0, 255, 9).round()] * 3, indexing="ij"), -1).reshape(-1, 3)
+    return np.concatenate([cube, rng.integers(0, 256, (1271, 3))]).astype(np.uint8).reshape(40, 50, 3)
+
+
+@pytest.mark.parametrize("name", ["AdobeRgb", "ProPhotoRgb", "DisplayP3", "Bt2020"])
+def test_wide_gamut_profiles_are_shown_as_littlecms_shows_them(name: str) -> None:
+    icc = _qt_profile(name)
+    t = display_transform(icc)
+    assert t is not None
+    codes = _codes()
+    ours, ref = t.apply(codes), _littlecms(icc, codes)
+    assert ours.shape == codes.shape and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+    assert np.abs(ours.astype(int) - codes.astype(int)).max() >= 20  # not sRGB: the screen must differ
+
+
+def test_srgb_none_and_unreadable_profiles_show_the_codes_as_they_are() -> None:
+    srgb_lcms = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for icc in (None, b"", _qt_profile("SRgb"), srgb_lcms, b"garbage" * 40, _qt_profile("AdobeRgb")[:150]):
+        assert display_transform(icc) is None
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert display_transform(lab) is None  # not a matrix-shaper RGB profile
+
+
+def test_a_linear_photo_is_undone_with_srgbs_curve_not_its_profiles() -> None:
+    """The canvas encodes a linear photo's values with sRGB's curve, so the transform must undo that curve
+    and apply only the primaries' change."""
+    icc = _qt_profile("AdobeRgb")
+    lin = decode_to_linear(_codes())
+    t = display_transform(icc, "linear")
+    assert t is not None
+    shown = t.apply(encode_from_linear(lin, 8))
+    # Adobe RGB's linear values through its matrix, then sRGB-encoded, by LittleCMS from a linear profile
+    # with the same primaries: build it by giving the photo's codes Adobe RGB's own curve first
+    gamma = tone_curve(icc, read_tags(icc)[b"rTRC"])  # type: ignore[index]
+    codes = np.interp(lin, gamma, np.linspace(0, 1, 256)) * 255
+    ref = _littlecms(icc, np.clip(np.rint(codes), 0, 255).astype(np.uint8))
+    assert np.abs(shown.astype(int) - ref.astype(int)).mean() < 1.0
+
+
+def _gray_profile(gamma_u8fixed8: int) -> bytes:
+    """A minimal gray profile: header, a kTRC gamma curve and a white point."""
+    curv = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, gamma_u8fixed8) + b"\x00\x00"
+    wtpt = b"XYZ \x00\x00\x00\x00" + struct.pack(">3i", 63190, 65536, 54061)
+    tags = [(b"kTRC", curv), (b"wtpt", wtpt)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += struct.pack(">4sII", sig, offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, b"mntr", b"GRAY", b"XYZ ")
+    header = header.ljust(36, b"\x00") + b"acsp" + bytes(128 - 40)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_gray_profile_uses_its_own_curve() -> None:
+    t = display_transform(_gray_profile(256))  # gamma 1.0: the codes are linear light
+    assert t is not None
+    codes = np.full((2, 2, 3), 128, np.uint8)
+    assert np.all(t.apply(codes) == encode_from_linear(np.full((2, 2, 3), 128 / 255, np.float32), 8))
+    assert display_transform(_gray_profile(563)) is not None  # gamma 2.2 is close to, not, sRGB's curve
+
+
+def test_profile_names() -> None:
+    assert profile_name(_qt_profile("AdobeRgb")) == "Adobe RGB"
+    assert profile_name(None) is None and profile_name(b"garbage") is None
+
+
+@pytest.mark.parametrize(("name", "srgb_curves"), [("DisplayP3", True), ("AdobeRgb", False), ("ProPhotoRgb", False)])
+def test_from_linear_matches_the_codes_path(name: str, srgb_curves: bool) -> None:
+    """The canvas hands decoded values over; with sRGB's curves (Display P3) the matrix applies to them
+    directly, skipping a round trip through the codes: the same screen colours either way."""
+    t = display_transform(_qt_profile(name))
+    assert t is not None and t.srgb_curves is srgb_curves
+    lin = decode_to_linear(_codes())
+    direct, via_codes = t.from_linear(lin), t.apply(encode_from_linear(lin, 8))
+    assert np.abs(direct.astype(int) - via_codes.astype(int)).max() <= 1

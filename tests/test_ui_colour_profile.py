@@ -1,0 +1,52 @@
+"""The canvas shows a photo tagged with a wide-gamut profile in that profile's colours, not as raw codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtGui import QColorSpace
+from test_ui_app import SAMPLE, WAIT_MS, dialogs, isolated_config, make_window, open_sample
+
+from icportrait_studio.imaging.display_profile import display_transform
+from icportrait_studio.ui import work
+from icportrait_studio.ui.main_window import MainWindow
+
+__all__ = ["dialogs", "isolated_config"]  # fixtures re-used from test_ui_app
+
+
+@pytest.fixture
+def window(qtbot, dialogs):  # type: ignore[no-untyped-def]
+    win = make_window(qtbot)
+    yield win
+    win.close()
+    work.set_display_profile(None)
+
+
+def _shown_rgb(win: MainWindow, uid: int) -> np.ndarray:
+    arr = win.display._layers[uid].array  # Qt's native 32-bit layout: B, G, R, A on little-endian
+    return arr[..., 2::-1]
+
+
+def test_an_adobe_rgb_photo_is_shown_in_its_own_colours(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.AdobeRgb).iccProfile().data())
+    codes = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    tagged = tmp_path / "adobe.png"
+    Image.fromarray(codes).save(tagged, icc_profile=icc)
+
+    open_sample(window, qtbot, tagged)
+    base = window.doc.layer_of_kind("base")
+    qtbot.waitUntil(lambda: base.uid in window.display._layers, timeout=WAIT_MS)
+    shown = _shown_rgb(window, base.uid)
+    expected = display_transform(icc).apply(codes)  # type: ignore[union-attr]
+    assert np.abs(shown.astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(shown.astype(int) - codes.astype(int)).mean() > 2  # the raw codes would look dull
+    assert window.props_panel.value("Image", "Colour profile") == "Adobe RGB"
+
+    open_sample(window, qtbot)  # an untagged photo next: its codes are shown as they are
+    base = window.doc.layer_of_kind("base")
+    qtbot.waitUntil(lambda: base.uid in window.display._layers, timeout=WAIT_MS)
+    assert np.array_equal(_shown_rgb(window, base.uid), codes)
+    assert window.props_panel.value("Image", "Colour profile") == "none (sRGB)"
