@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtGui import QColorSpace
-from test_ui_app import SAMPLE, WAIT_MS, dialogs, isolated_config, make_window, open_sample
+from test_ui_app import SAMPLE, WAIT_MS, dialogs, isolated_config, open_sample, window
 
 from icportrait_studio.imaging.display_profile import display_transform
 from icportrait_studio.ui import work
 from icportrait_studio.ui.main_window import MainWindow
 
-__all__ = ["dialogs", "isolated_config"]  # fixtures re-used from test_ui_app
+__all__ = ["dialogs", "isolated_config", "window"]  # fixtures re-used from test_ui_app
 
 
-@pytest.fixture
-def window(qtbot, dialogs):  # type: ignore[no-untyped-def]
-    win = make_window(qtbot)
-    yield win
-    win.close()
+@pytest.fixture(autouse=True)
+def _screen_back_to_srgb():  # type: ignore[no-untyped-def]
+    """The display profile is per process: later tests' photos must not be shown through this one's."""
+    yield
     work.set_display_profile(None)
 
 

@@ -17,14 +17,13 @@ import numpy as np
 
 from icportrait_studio.errors import InputError
 from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
+from icportrait_studio.imaging.icc_profile import read_tags
 
 __all__ = ["ENCODINGS", "from_linear", "icc_is_linear", "linear_reason", "resolve_encoding", "to_linear"]
 
 ENCODINGS = ("auto", "srgb", "linear")
 
 _GAMMA_TOL = 0.02  # a stored gamma this close to 1.0 is linear (u8Fixed8 and gAMA round to ~0.004)
-_ICC_HEADER = 128
-_MAX_TAGS = 1000  # real profiles hold a few dozen tags; more means the table is garbage
 _LINEAR_U8_LUT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
@@ -61,23 +60,14 @@ def _trc_is_linear(icc: bytes, offset: int, size: int) -> bool:
 
 def _icc_linearity(icc: bytes | None) -> bool | None:
     """True/False when the profile's grey or RGB tone curves decide it; None when it says nothing usable."""
-    if not icc or len(icc) < _ICC_HEADER + 4 or icc[36:40] != b"acsp":
+    tags = read_tags(icc) if icc else None
+    if icc is None or tags is None:
         return None
-    try:
-        (n,) = struct.unpack_from(">I", icc, _ICC_HEADER)
-        if n > _MAX_TAGS or _ICC_HEADER + 4 + 12 * n > len(icc):
-            return None
-        tags: dict[bytes, tuple[int, int]] = {}
-        for i in range(n):
-            sig, off, size = struct.unpack_from(">4sII", icc, _ICC_HEADER + 4 + 12 * i)
-            tags.setdefault(sig, (off, size))
-        if b"kTRC" in tags:
-            return _trc_is_linear(icc, *tags[b"kTRC"])
-        rgb = (b"rTRC", b"gTRC", b"bTRC")
-        if all(t in tags for t in rgb):
-            return all(_trc_is_linear(icc, *tags[t]) for t in rgb)
-    except (struct.error, ValueError, TypeError):
-        return None
+    if b"kTRC" in tags:
+        return _trc_is_linear(icc, *tags[b"kTRC"])
+    rgb = (b"rTRC", b"gTRC", b"bTRC")
+    if all(t in tags for t in rgb):
+        return all(_trc_is_linear(icc, *tags[t]) for t in rgb)
     return None  # a LUT-based profile: no simple tone curve to read
 
 
