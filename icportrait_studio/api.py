@@ -76,18 +76,19 @@ def _recall(key: str) -> np.ndarray | None:
 
 def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | None = None,
             view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None,
-            landmarks: np.ndarray | None = None) -> RelightOutcome:
+            landmarks: np.ndarray | None = None, tone: float | None = None) -> RelightOutcome:
     """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis.
 
     ``landmarks`` (N×3 pixels) skip the face detection: pass the ones a previous result carried. A
     result of this process passed back unchanged (``relight(out.image, …)``) is recognised and uses
-    its own landmarks without being asked (``info["landmarks_carried"]``).
+    its own landmarks without being asked (``info["landmarks_carried"]``). ``tone``: the gamma of the
+    photo's profile when sRGB's curve decoded it wrongly (``imaging.scene_tone.scene_gamma``).
     """
     rgb = rgb_linear.astype(np.float32, copy=False)
     fingerprint = _fingerprint(rgb)
     recalled = landmarks is None and (landmarks := _recall(fingerprint)) is not None
     sid = image_id or fingerprint + ("|recalled" if recalled else "")
-    source = SourceImage(sid, rgb, alpha, landmarks)
+    source = SourceImage(sid, rgb, alpha, landmarks, tone)
     request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
     result = get_backend(backend).run(request, source)
     _remember(_fingerprint(result.image), result.landmarks)
@@ -104,6 +105,7 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     written in the same resolved encoding (a linear input comes out linear), reported as ``info["encoding"]``.
     """
     from icportrait_studio.imaging.io import load_image, save_image
+    from icportrait_studio.imaging.scene_tone import scene_gamma
 
     t0 = time.perf_counter()
     loaded = load_image(input_path, encoding=encoding)
@@ -112,8 +114,9 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     st = os.stat(input_path)
     image_id = (f"{input_path}|{st.st_mtime_ns}|{st.st_size}|{_fingerprint(loaded.rgb)}"
                 f"|{'carried' if loaded.landmarks is not None else 'detected'}")
+    tone = scene_gamma(loaded.icc_profile, loaded.encoding)
     out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
-                  landmarks=loaded.landmarks)
+                  landmarks=loaded.landmarks, tone=tone)
     t1 = time.perf_counter()
     save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile, encoding=loaded.encoding,
                bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None,
@@ -122,5 +125,7 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
                                                   "save": round((time.perf_counter() - t1) * 1000, 1)})
     out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", []))
     out.info["encoding"] = loaded.encoding
+    if tone is not None:
+        out.info["relit_at_gamma"] = round(tone, 3)  # the profile's own linear light (imaging/scene_tone.py)
     out.info["landmarks_carried"] = loaded.landmarks is not None
     return out

@@ -49,3 +49,16 @@ def test_an_adobe_rgb_photo_is_shown_in_its_own_colours(window: MainWindow, qtbo
     qtbot.waitUntil(lambda: base.uid in window.display._layers, timeout=WAIT_MS)
     assert np.array_equal(_shown_rgb(window, base.uid), codes)
     assert window.props_panel.value("Image", "Colour profile") == "none (sRGB)"
+
+
+def test_a_prophoto_photo_is_relit_at_its_own_gamma(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What Lightroom hands an external editor: the renders get the profile's gamma (imaging/scene_tone.py)."""
+    icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.ProPhotoRgb).iccProfile().data())
+    tagged = tmp_path / "prophoto.png"
+    Image.open(SAMPLE).convert("RGB").save(tagged, icc_profile=icc)
+    open_sample(window, qtbot, tagged)
+    sources = (window.renderer.full_source, window.renderer.preview_source, window.renderer.analysis_source)
+    assert all(s is not None and s.tone == pytest.approx(1.8, abs=1e-3) for s in sources)
+    assert window.props_panel.value("Image", "Colour profile") == "ProPhoto RGB"
+    open_sample(window, qtbot)
+    assert window.renderer.full_source.tone is None  # type: ignore[union-attr]

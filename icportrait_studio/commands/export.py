@@ -16,14 +16,15 @@ def has_rig_arguments(args: argparse.Namespace) -> bool:
     return bool(args.light or args.preset or args.rig)
 
 
-def render(rgb, alpha, rig, image_id: str):  # -> pipeline.base.Result
-    """Relight with the physical backend (the one that also returns the shading for the Shading layer)."""
+def render(rgb, alpha, rig, image_id: str, tone: float | None = None):  # -> pipeline.base.Result
+    """Relight with the physical backend (the one that also returns the shading for the Shading layer);
+    ``tone`` as ``SourceImage.tone``."""
     from icportrait_studio.core.request import EditRequest
     from icportrait_studio.pipeline.base import SourceImage
     from icportrait_studio.pipeline.registry import get_backend
 
     request = EditRequest(image_id=image_id, rig=rig)
-    return get_backend("physical").run(request, SourceImage(image_id, rgb, alpha))
+    return get_backend("physical").run(request, SourceImage(image_id, rgb, alpha, tone=tone))
 
 
 def print_plugin_messages(registry) -> None:
@@ -51,7 +52,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     exporter_for(args.output, registry)  # fail on an unknown extension before the slow part
     rig = rig_from_args(args)
     loaded = load_image(args.input)
-    result = render(loaded.rgb, loaded.alpha, rig, str(args.input))
+    from icportrait_studio.imaging.scene_tone import scene_gamma
+
+    result = render(loaded.rgb, loaded.alpha, rig, str(args.input), scene_gamma(loaded.icc_profile, loaded.encoding))
     depth = args.bit_depth or loaded.bit_depth
     icc = loaded.icc_profile if loaded.encoding == "srgb" else None  # layers are written sRGB-encoded
     doc = build_document(loaded.rgb, relit=result.image, shading=None if args.no_shading else result.shading,

@@ -154,6 +154,13 @@ class Document:
         return int(self.base.shape[1]), int(self.base.shape[0])
 
     @property
+    def tone(self) -> float | None:
+        """The profile's gamma the backends relight in, when sRGB's curve is wrong for it (ProPhoto RGB)."""
+        from icportrait_studio.imaging.scene_tone import scene_gamma
+
+        return scene_gamma(self.icc_profile, self.encoding)
+
+    @property
     def title(self) -> str:
         path = self.project_path or self.path
         return os.path.basename(path) if path else "Untitled"

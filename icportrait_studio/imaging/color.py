@@ -22,6 +22,7 @@ __all__ = [
     "decode_to_linear",
     "encode_from_linear",
     "linear_to_srgb",
+    "lookup_unit",
     "srgb_to_linear",
 ]
 
@@ -146,17 +147,25 @@ def encode_from_linear(lin: np.ndarray, bit_depth: int = 8) -> np.ndarray:
     """
     if bit_depth not in _ENCODE_LEVELS:
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
-    src = np.ascontiguousarray(lin, dtype=np.float32)
-    lut = _encode_lut(bit_depth)
-    out = np.empty(src.shape, dtype=lut.dtype)
-    scale = float(_ENCODE_LEVELS[bit_depth] - 1)
+    return lookup_unit(lin, _encode_lut(bit_depth))
+
+
+def lookup_unit(a: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table`` (n ≤ 65536 entries spanning [0, 1]) at each value of ``a``, same shape, table's dtype.
+
+    Values are clipped to [0, 1] (NaN becomes 0) and quantised to the table's n steps; large arrays
+    run in chunks on the pool. Any curve of one value (sRGB's encode, a profile's gamma) costs one pass.
+    """
+    src = np.ascontiguousarray(a, dtype=np.float32)
+    out = np.empty(src.shape, dtype=table.dtype)
+    scale = float(len(table) - 1)
 
     def work(s: np.ndarray, d: np.ndarray) -> None:
         # min() first so +inf and huge values become white; NaN survives min() and cv2's
         # saturating float->uint16 conversion (round to nearest) turns it, and negatives, into 0.
         clipped = np.minimum(s, np.float32(1.0))
         idx = cv2.multiply(clipped.reshape(1, -1), scale, dtype=cv2.CV_16U)
-        np.take(lut, idx.reshape(-1), out=d, mode="clip")
+        np.take(table, idx.reshape(-1), out=d, mode="clip")
 
     if src.size:
         _run_chunked(src.reshape(-1), out.reshape(-1), work)

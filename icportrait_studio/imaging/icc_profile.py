@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["color_space", "colorants", "read_tags", "tone_curve"]
+__all__ = ["color_space", "colorants", "pure_gamma", "read_tags", "tone_curve"]
 
 _HEADER = 128
 _MAX_TAGS = 1000  # real profiles hold a few dozen tags; more means the table is garbage
@@ -103,3 +103,42 @@ def colorants(icc: bytes, tags: dict[bytes, tuple[int, int]]) -> np.ndarray | No
         cols.append([v / 65536.0 for v in struct.unpack_from(">3i", icc, off + 8)])
     m = np.array(cols, dtype=np.float64).T
     return m if np.isfinite(m).all() and abs(np.linalg.det(m)) > 1e-6 else None
+
+
+def pure_gamma(icc: bytes | None) -> float | None:
+    """The exponent when every tone curve of the profile is the same power law: ``curv`` with one entry,
+    ``para`` type 0, or ``para`` type 3 that is a power law but for a short linear toe (ROMM / ProPhoto
+    as Qt and others write it: below 1/32 of the range); None for anything else (sRGB's own curve is a
+    type 3 whose offset makes it no power law)."""
+    tags = read_tags(icc) if icc else None
+    if icc is None or tags is None:
+        return None
+    names = [b"kTRC"] if b"kTRC" in tags else [b"rTRC", b"gTRC", b"bTRC"]
+    gammas = []
+    for name in names:
+        if name not in tags:
+            return None
+        g = _power_law(icc, *tags[name])
+        if g is None:
+            return None
+        gammas.append(g)
+    return gammas[0] if gammas[0] > 0 and all(abs(g - gammas[0]) < 1e-3 for g in gammas) else None
+
+
+def _power_law(icc: bytes, offset: int, size: int) -> float | None:
+    kind = icc[offset : offset + 4]
+    try:
+        if kind == b"curv" and size >= 14 and struct.unpack_from(">I", icc, offset + 8)[0] == 1:
+            return struct.unpack_from(">H", icc, offset + 12)[0] / 256.0
+        if kind != b"para" or size < 16:
+            return None
+        (function,) = struct.unpack_from(">H", icc, offset + 8)
+        if function == 0:
+            return struct.unpack_from(">i", icc, offset + 12)[0] / 65536.0
+        if function == 3 and size >= 32:
+            g, a, b, _c, d = (v / 65536.0 for v in struct.unpack_from(">5i", icc, offset + 12))
+            if abs(a - 1.0) < 1e-3 and abs(b) < 1e-3 and d <= 1 / 32 + 1e-4:
+                return g
+    except struct.error:
+        return None
+    return None

@@ -19,6 +19,7 @@ class SourceImage:
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     landmarks: np.ndarray | None = None  # (N, 3) pixels, carried in the file by an earlier edit: used, not detected
+    tone: float | None = None  # the profile's gamma to relight in, when sRGB's curve is wrong for it (scene_tone.py)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from icportrait_studio.geometry.view_layers import (
 )
 from icportrait_studio.geometry.view_setup import warp_geometry
 from icportrait_studio.geometry.view_warp import WarpGeometry, backward_warp, transform_points
+from icportrait_studio.imaging.scene_tone import from_scene_linear, to_scene_linear
 from icportrait_studio.lighting.catchlights import move_catchlights
 from icportrait_studio.lighting.relight import RelightContext, apply_gain, gain_maps, prepare, relight_image
 from icportrait_studio.pipeline.base import Result, SourceImage
@@ -136,7 +137,7 @@ class PhysicalBackend:
 
     def context(self, source: SourceImage, analysis: FaceAnalysis, side: int, limit: int | None = None
                 ) -> RelightContext:
-        key = (source.image_id, side, limit, analysis.image_size)
+        key = (source.image_id, side, limit, analysis.image_size, source.tone)
         with self._lock:
             ctx = self._contexts.get(key)
             if ctx is not None:
@@ -144,15 +145,15 @@ class PhysicalBackend:
                 return ctx
         # prepare() works at a few hundred pixels: hand it a ≤1024 px copy, not a 16 MP photo (more where a
         # small face raised the working sizes)
-        ctx = prepare(self._sized(source, round(PREPARE_MAX_SIDE * analysis.detail))[0], analysis, side=side,
-                      limit=limit)
+        rgb = self._sized(source, round(PREPARE_MAX_SIDE * analysis.detail))[0]
+        ctx = prepare(self._in_scene(source, rgb), analysis, side=side, limit=limit)
         with self._lock:
             self._put(self._contexts, key, ctx, CACHE_IMAGES * 2)
         return ctx
 
     def view_context(self, source: SourceImage, analysis: FaceAnalysis, quality: str, rgb: np.ndarray) -> ViewContext:
         """The warp geometry and layers for one photo at one quality (cached)."""
-        key = (source.image_id, quality, rgb.shape)
+        key = (source.image_id, quality, rgb.shape, source.tone)
         with self._lock:
             hit = self._views.get(key)
             if hit is not None:
@@ -200,6 +201,21 @@ class PhysicalBackend:
         with self._lock:
             self._put(self._sized_cache, key, small, CACHE_IMAGES)
         return small
+
+    def _in_scene(self, source: SourceImage, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` (the photo at one size) in its profile's own linear light (``SourceImage.tone``), cached
+        beside the sized copies: a drag preview must not redo it per event."""
+        if source.tone is None:
+            return rgb
+        key = (source.image_id, "scene", rgb.shape, source.tone)
+        with self._lock:
+            hit = self._sized_cache.get(key)
+        if hit is not None:
+            return hit[0]
+        scene = to_scene_linear(rgb, source.tone)
+        with self._lock:
+            self._put(self._sized_cache, key, (scene, None), CACHE_IMAGES * 2)
+        return scene
 
     # ------------------------------------------------------------------------------------ view
 
@@ -303,6 +319,7 @@ class PhysicalBackend:
         ctx = self.context(source, analysis, SHADING_SIDE[request.quality], request.max_side)
         cancel.raise_if_cancelled()
         rgb, alpha = self._sized(source, request.max_side)
+        rgb = self._in_scene(source, rgb)  # relit in the profile's own linear light, handed back as the app holds it
         warnings = list(analysis.warnings)
         view_info = None
         landmarks = analysis.landmarks
@@ -321,6 +338,8 @@ class PhysicalBackend:
             if landmarks is not None and rgb.shape[:2] != source.rgb.shape[:2]:
                 landmarks = landmarks * np.float32(rgb.shape[1] / source.rgb.shape[1])
         cancel.raise_if_cancelled()
+        if source.tone is not None:
+            image = from_scene_linear(image, source.tone)
         t_relight = time.perf_counter() - t1
         image = np.ascontiguousarray(image, dtype=np.float32)
         info = {

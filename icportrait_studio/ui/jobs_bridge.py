@@ -176,12 +176,14 @@ class Renderer(QObject):
         self.stats = {"applied": 0, "dropped": 0}
 
     def set_document(self, doc_id: str, rgb: np.ndarray, alpha: np.ndarray | None,
-                     proxies: Proxies | None = None, *, landmarks: np.ndarray | None = None) -> None:
+                     proxies: Proxies | None = None, *, landmarks: np.ndarray | None = None,
+                     tone: float | None = None) -> None:
         """All three sources share the document's id, so the backend analyses the face once (from the
         analysis proxy, queued first) and every render, preview or full, uses that same geometry.
 
         ``landmarks`` (photo pixels) are the ones the photo's file carried: each source gets them at
-        its own size, so the analysis uses them instead of detecting the face again."""
+        its own size, so the analysis uses them instead of detecting the face again. ``tone``: the
+        document's ``tone`` (the backends relight in its profile's own linear light)."""
         self.invalidate()
         self.cache.clear()
         proxies = proxies or Proxies()
@@ -190,7 +192,7 @@ class Renderer(QObject):
 
         def source(img: np.ndarray, a: np.ndarray | None) -> SourceImage:
             lm = None if landmarks is None else landmarks * np.float32(img.shape[1] / rgb.shape[1])
-            return SourceImage(doc_id, img, a, lm)
+            return SourceImage(doc_id, img, a, lm, tone)
 
         self.full_source = source(rgb, alpha)
         self.analysis_source = source(*proxies.analysis) if proxies.analysis else self.full_source

@@ -186,7 +186,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
                      index: int = 0, clean: bool = True) -> None:
         """Show ``doc`` (replacing the current one) and start analysing and rendering it."""
         set_display_profile(doc.icc_profile, doc.encoding)  # before any of its pixels are encoded
-        self.renderer.set_document(doc.id, doc.base, doc.alpha, proxies, landmarks=doc.source_landmarks)
+        self.renderer.set_document(doc.id, doc.base, doc.alpha, proxies, landmarks=doc.source_landmarks, tone=doc.tone)
         self.doc = doc
         self.display.reset(doc)
         QTimer.singleShot(2000, self.display.release_base)
