@@ -60,5 +60,6 @@ def test_a_prophoto_photo_is_relit_at_its_own_gamma(window: MainWindow, qtbot, t
     sources = (window.renderer.full_source, window.renderer.preview_source, window.renderer.analysis_source)
     assert all(s is not None and s.tone == pytest.approx(1.8, abs=1e-3) for s in sources)
     assert window.props_panel.value("Image", "Colour profile") == "ProPhoto RGB"
+    assert window.props_panel.value("Image", "Values") == "gamma 1.80"
     open_sample(window, qtbot)
     assert window.renderer.full_source.tone is None  # type: ignore[union-attr]
