@@ -205,6 +205,49 @@ def test_json_body_with_a_png_and_png_result(server: BridgeServer) -> None:
     assert Image.open(io.BytesIO(png)).size == (8, 6)
 
 
+def test_a_sent_files_profile_reaches_the_runner_and_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ProPhoto file sent to the bridge is relit at its gamma (the default runner hands the backend
+    ``SourceImage.tone``) and comes back carrying its profile."""
+    import struct
+
+    # a gamma-1.8 profile: LittleCMS's sRGB profile with its three curves swapped for ``curv`` 1.8
+    from PIL import ImageCms
+
+    from icportrait_studio.imaging.icc_profile import read_tags
+    from icportrait_studio.plugins import bridge_server
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = read_tags(bytes(icc))
+    assert tags is not None
+    for sig in (b"rTRC", b"gTRC", b"bTRC"):
+        off = tags[sig][0]
+        icc[off : off + 14] = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(1.8 * 256))
+    seen: list[object] = []
+
+    class Backend:
+        def run(self, request, source, progress, cancel):  # type: ignore[no-untyped-def]
+            seen.append(source.tone)
+            return type("R", (), {"image": source.rgb * 0.5, "alpha": None})()
+
+    monkeypatch.setattr("icportrait_studio.pipeline.registry.get_backend", lambda name: Backend())
+    srv = BridgeServer(port=0, token=TOKEN, runner=bridge_server.default_runner, max_body=64 * 1024)
+    srv.start_in_thread()
+    try:
+        buf = io.BytesIO()
+        Image.fromarray(np.full((6, 8, 3), 200, np.uint8)).save(buf, "PNG", icc_profile=bytes(icc))
+        body = json.dumps({"image": base64.b64encode(buf.getvalue()).decode(), "content_type": "image/png",
+                           "rig": {"lights": [{"azimuth": 30}]}}).encode()
+        status, _, resp = call(srv.url, "/v1/jobs", data=body, method="POST",
+                               headers={"Content-Type": "application/json"})
+        assert status == 202
+        assert wait_state(srv.url, json.loads(resp)["id"])["state"] == "done"
+        status, _, png = call(srv.url, f"/v1/jobs/{json.loads(resp)['id']}/result")
+        assert status == 200 and Image.open(io.BytesIO(png)).info.get("icc_profile") == bytes(icc)
+    finally:
+        srv.stop()
+    assert seen and seen[0] == pytest.approx(1.8, abs=0.01)
+
+
 @pytest.mark.slow
 def test_fifty_concurrent_jobs_all_complete_with_the_real_engine(sample_path: Path) -> None:
     import aiohttp

@@ -78,6 +78,7 @@ class BridgeInput:
     view: Any  # ViewPose
     backend: str
     image_id: str
+    icc_profile: bytes | None = None  # a sent file's profile: a ProPhoto one is relit at its gamma
 
 
 Runner = Callable[[BridgeInput, ProgressFn, CancelToken], tuple[np.ndarray, np.ndarray | None]]
@@ -86,10 +87,11 @@ Runner = Callable[[BridgeInput, ProgressFn, CancelToken], tuple[np.ndarray, np.n
 def default_runner(inp: BridgeInput, progress: ProgressFn, cancel: CancelToken) -> tuple[np.ndarray, np.ndarray | None]:
     """Relight (or change the view) with a registered backend, reusing its per-image analysis cache."""
     from icportrait_studio.core.request import EditRequest
+    from icportrait_studio.imaging.scene_tone import scene_gamma
     from icportrait_studio.pipeline.base import SourceImage
     from icportrait_studio.pipeline.registry import get_backend
 
-    source = SourceImage(inp.image_id, inp.rgb, inp.alpha)
+    source = SourceImage(inp.image_id, inp.rgb, inp.alpha, tone=scene_gamma(inp.icc_profile))
     request = EditRequest(image_id=inp.image_id, rig=inp.rig, view=inp.view, backend=inp.backend)
     result = get_backend(inp.backend).run(request, source, progress, cancel)
     return result.image, result.alpha
@@ -307,7 +309,8 @@ class BridgeServer:
             cancel.raise_if_cancelled()
             decoded = codec.decode_raw(image, rec.raw) if rec.raw else codec.decode_file(image, FILE_TYPES[ctype])
             rec.bit_depth, rec.icc_profile = decoded.bit_depth, decoded.icc_profile
-            inp = BridgeInput(decoded.rgb, decoded.alpha, job["rig"], job["view"], job["backend"], image_id)
+            inp = BridgeInput(decoded.rgb, decoded.alpha, job["rig"], job["view"], job["backend"], image_id,
+                              decoded.icc_profile)
             rgb, alpha = runner(inp, progress, cancel)
             cancel.raise_if_cancelled()
             rec.result = (np.asarray(rgb, np.float32), decoded.alpha if alpha is None else alpha)
