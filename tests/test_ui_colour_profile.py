@@ -63,3 +63,17 @@ def test_a_prophoto_photo_is_relit_at_its_own_gamma(window: MainWindow, qtbot, t
     assert window.props_panel.value("Image", "Values") == "gamma 1.80"
     open_sample(window, qtbot)
     assert window.renderer.full_source.tone is None  # type: ignore[union-attr]
+
+
+def test_diffusion_previews_are_shown_in_the_photos_colours_too() -> None:
+    from icportrait_studio.imaging.color import decode_to_linear
+    from icportrait_studio.ui.extensions import preview_rgba
+
+    icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.AdobeRgb).iccProfile().data())
+    lin = decode_to_linear(np.asarray(Image.open(SAMPLE).convert("RGB"))[::8, ::8])
+    plain = preview_rgba(lin)
+    work.set_display_profile(icc)
+    shown = preview_rgba(lin)
+    assert plain is not None and shown is not None and shown.shape == plain.shape and np.all(shown[..., 3] == 255)
+    assert np.array_equal(shown[..., :3], display_transform(icc).from_linear(lin))  # type: ignore[union-attr]
+    assert not np.array_equal(shown, plain)

@@ -136,9 +136,9 @@ def preview_rgba(preview: object) -> np.ndarray | None:
     arr = np.asarray(preview)
     if arr.ndim != 3 or arr.shape[2] < 3 or arr.size == 0:
         return None
-    from icportrait_studio.imaging.color import encode_from_linear
+    from icportrait_studio.ui.work import display_rgb8
 
-    rgb8 = encode_from_linear(np.clip(np.nan_to_num(arr[..., :3].astype(np.float32)), 0, 1), 8)
+    rgb8 = display_rgb8(np.clip(np.nan_to_num(arr[..., :3].astype(np.float32)), 0, 1))
     alpha = np.full((*rgb8.shape[:2], 1), 255, np.uint8)
     return np.ascontiguousarray(np.concatenate([rgb8, alpha], axis=2))
 

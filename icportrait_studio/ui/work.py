@@ -35,6 +35,17 @@ def set_display_profile(icc: bytes | None, encoding: str = "srgb") -> None:
     _display_transform = display_transform(icc, encoding)
 
 
+def display_rgb8(rgb_linear: np.ndarray) -> np.ndarray:
+    """Linear float RGB (as the app holds it) -> 8-bit RGB as an sRGB screen should show the open photo's
+    colours (its profile, ``set_display_profile``): the canvas layers and the diffusion previews."""
+    from icportrait_studio.imaging.color import encode_from_linear
+
+    transform = _display_transform
+    if transform is not None and rgb_linear.ndim == 3 and rgb_linear.shape[2] == 3:
+        return transform.from_linear(rgb_linear)  # type: ignore[attr-defined]
+    return encode_from_linear(rgb_linear, 8)
+
+
 def encode_display(rgb_linear: np.ndarray, alpha: np.ndarray | None = None,
                    mask: np.ndarray | None = None) -> np.ndarray:
     """Linear float RGB -> 8-bit sRGB pixels in Qt's native 32-bit layout (QImage.Format_RGB32, or
@@ -43,13 +54,7 @@ def encode_display(rgb_linear: np.ndarray, alpha: np.ndarray | None = None,
     tagged with another colour profile is shown in sRGB's colours (``set_display_profile``)."""
     import cv2
 
-    from icportrait_studio.imaging.color import encode_from_linear
-
-    transform = _display_transform
-    if transform is not None and rgb_linear.ndim == 3 and rgb_linear.shape[2] == 3:
-        rgb8 = transform.from_linear(rgb_linear)  # type: ignore[attr-defined]
-    else:
-        rgb8 = encode_from_linear(rgb_linear, 8)
+    rgb8 = display_rgb8(rgb_linear)
     native = cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGRA if sys.byteorder == "little" else cv2.COLOR_RGB2RGBA)
     if alpha is None and mask is None:
         if sys.byteorder == "big":  # 0xffRRGGBB stored big-endian is A, R, G, B
