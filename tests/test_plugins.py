@@ -357,6 +357,48 @@ def test_edit_in_round_trip_with_a_fake_editor(tmp_path: Path, fmt: str) -> None
     assert exits == [0]
 
 
+def test_edit_in_converts_a_version_saved_in_another_profile(tmp_path: Path) -> None:
+    """An editor that saves the file in its own working space (Adobe RGB here; the portrait had none, so
+    sRGB): the version comes back in the portrait's colours, not as Adobe RGB codes read as sRGB."""
+    from PySide6.QtGui import QColorSpace
+
+    from icportrait_studio.imaging.profile_convert import convert_between
+    from icportrait_studio.plugins.edit_in import EditInSession
+    from icportrait_studio.plugins.editors import EditorSpec
+
+    adobe = bytes(QColorSpace(QColorSpace.NamedColorSpace.AdobeRgb).iccProfile().data())
+    (tmp_path / "adobe.icc").write_bytes(adobe)
+    script = tmp_path / "profile_editor.py"
+    script.write_text(textwrap.dedent(r'''
+        import os, sys, time
+        import tifffile
+        path, icc = sys.argv[1], open(sys.argv[2], "rb").read()
+        time.sleep(0.4)
+        arr = tifffile.imread(path)
+        tifffile.imwrite(path + ".part.tif", arr, photometric="rgb", extratags=[(34675, 7, len(icc), icc, True)])
+        os.replace(path + ".part.tif", path)
+        '''))
+    command = (sys.executable, str(script), "{file}", str(tmp_path / "adobe.icc"))
+    editor = EditorSpec("fake", "Profile Editor", "tif", command)
+    got: list[np.ndarray] = []
+    # muted colours: inside sRGB's gamut, so the conversion can be undone to check it
+    base = 0.25 + np.random.default_rng(4).random((20, 24, 3), dtype=np.float32) * 0.25
+    reg = PluginRegistry([BUNDLED], entry_points=False)
+    reg.discover()
+    session = EditInSession(lambda pixels, path: got.append(pixels), registry=reg, workdir=tmp_path / "work",
+                            poll_interval=0.03, debounce=0.2)
+    session.start(editor, [ExportLayer("Original", base, kind="base")], name="p", bit_depth=16)
+    try:
+        assert session.wait_for_versions(1, timeout=15)
+    finally:
+        session.stop()
+    held = got[0]
+    as_written = convert_between(held, None, adobe)  # back to the codes the editor wrote
+    assert as_written is not None
+    np.testing.assert_allclose(as_written, base, atol=2e-3)  # the editor kept the codes, tagged Adobe RGB
+    assert np.abs(held - base).mean() > 0.005  # so their colours, in sRGB, are not those codes
+
+
 def test_edit_in_reports_an_editor_that_cannot_start(tmp_path: Path) -> None:
     from icportrait_studio.errors import InputError
     from icportrait_studio.plugins.edit_in import EditInSession

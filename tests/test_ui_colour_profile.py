@@ -77,3 +77,21 @@ def test_diffusion_previews_are_shown_in_the_photos_colours_too() -> None:
     assert plain is not None and shown is not None and shown.shape == plain.shape and np.all(shown[..., 3] == 255)
     assert np.array_equal(shown[..., :3], display_transform(icc).from_linear(lin))  # type: ignore[union-attr]
     assert not np.array_equal(shown, plain)
+
+
+def test_an_image_imported_into_a_prophoto_photo_is_converted_into_its_profile(window: MainWindow, qtbot,  # type: ignore[no-untyped-def]
+                                                                              tmp_path: Path) -> None:
+    from icportrait_studio.imaging.color import decode_to_linear
+    from icportrait_studio.imaging.profile_convert import convert_between
+
+    icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.ProPhotoRgb).iccProfile().data())
+    tagged = tmp_path / "prophoto.png"
+    Image.open(SAMPLE).convert("RGB").save(tagged, icc_profile=icc)
+    open_sample(window, qtbot, tagged)
+    n = len(window.doc.layers)
+    window.import_layer(str(SAMPLE))  # an untagged (sRGB) image
+    qtbot.waitUntil(lambda: len(window.doc.layers) == n + 1, timeout=WAIT_MS)
+    layer = next(x for x in window.doc.layers if x.kind == "imported")
+    raw = decode_to_linear(np.asarray(Image.open(SAMPLE).convert("RGB")))
+    np.testing.assert_array_equal(layer.pixels, convert_between(raw, None, icc))
+    assert np.abs(layer.pixels - raw).mean() > 0.01  # sRGB's colours, not its codes, in ProPhoto's space

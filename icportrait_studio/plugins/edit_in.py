@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,7 @@ class EditInSession:
         self._pending: tuple[tuple[int, int, int], float] | None = None
         self._last_digest = b""
         self._last_pixels: np.ndarray | None = None
+        self._icc: bytes | None = None
         self._exit_reported = False
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -106,6 +107,7 @@ class EditInSession:
         self._last_sig = _signature(path)
         self._last_digest = _digest(path.read_bytes())
         self._last_pixels = doc.flatten()[0]
+        self._icc = doc.icc_profile  # an editor that saves in another profile is converted back into this one
         try:
             self.process = self._launcher(editor.command(path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True)
@@ -196,6 +198,12 @@ class EditInSession:
                 self._error(f"the file saved by {self._editor_name} could not be read: {exc}")
                 return
             self._last_digest = digest
+            if (flat.icc_profile or None) != (self._icc or None):
+                from icportrait_studio.imaging.profile_convert import convert_between
+
+                converted = convert_between(flat.rgb, flat.icc_profile, self._icc)
+                if converted is not None:
+                    flat = replace(flat, rgb=converted)
             if self._last_pixels is not None and _same(flat.rgb, self._last_pixels):
                 snap.unlink(missing_ok=True)
                 return

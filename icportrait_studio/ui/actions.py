@@ -377,12 +377,14 @@ class FileOpsMixin:
         name, doc_id = os.path.splitext(os.path.basename(path))[0], doc.id
 
         def done(out: object) -> None:
-            rgb, alpha, display = out  # type: ignore[misc]
+            rgb, alpha, display, note = out  # type: ignore[misc]
             if self.doc is not None and self.doc.id == doc_id:  # type: ignore[attr-defined]
                 self.add_imported_layer(Layer(name, "imported", rgb, mask=alpha), display)  # type: ignore[attr-defined]
+                if note:
+                    self.statusBar().showMessage(f"Imported {name}: {note}", 12000)  # type: ignore[attr-defined]
 
-        self.io.submit(import_work(path, doc.size), label=f"Import {name}", priority=8,  # type: ignore[attr-defined]
-                       on_done=done, on_error=lambda msg: self._error("Cannot import layer", msg))
+        self.io.submit(import_work(path, doc.size, doc.icc_profile, doc.encoding), label=f"Import {name}",  # type: ignore[attr-defined]
+                       priority=8, on_done=done, on_error=lambda msg: self._error("Cannot import layer", msg))
 
     # --- saving ----------------------------------------------------------------------------------------------
 

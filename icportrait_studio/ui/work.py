@@ -180,18 +180,28 @@ def project_work(path: str) -> WorkFn:
     return work
 
 
-def import_work(path: str, size: tuple[int, int]) -> WorkFn:
+def import_work(path: str, size: tuple[int, int], icc: bytes | None = None, encoding: str = "srgb") -> WorkFn:
+    """Load an image as a layer of a document of ``size`` whose profile is ``icc``: (rgb, alpha, display,
+    note). Its colours are converted into the document's profile (``imaging.profile_convert``), as
+    Photoshop converts what is placed; ``note`` says when a profile could not be read for that."""
     def work(progress: ProgressFn, token: CancelToken) -> tuple:
         import cv2
 
         from icportrait_studio.imaging.io import load_image
+        from icportrait_studio.imaging.profile_convert import convert_between, readable
 
         loaded = load_image(path)
-        rgb, alpha = loaded.rgb, loaded.alpha
+        rgb, alpha, note = loaded.rgb, loaded.alpha, None
+        if encoding == "srgb" and loaded.encoding == "srgb" and (loaded.icc_profile or None) != (icc or None):
+            converted = convert_between(rgb, loaded.icc_profile, icc)
+            if converted is not None:
+                rgb = converted
+            elif not (readable(loaded.icc_profile) and readable(icc)):
+                note = "its colour profile or the photo's could not be read: its colours were not converted"
         if (rgb.shape[1], rgb.shape[0]) != size:  # stretched to the document, as a plain overlay layer
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        return rgb, alpha, encode_display(rgb, None, alpha)
+        return rgb, alpha, encode_display(rgb, None, alpha), note
 
     return work
 

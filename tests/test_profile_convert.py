@@ -1,0 +1,55 @@
+"""An imported image's colours moved into the document's profile (imaging/profile_convert.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from PySide6.QtGui import QColorSpace
+
+from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
+from icportrait_studio.imaging.profile_convert import convert_between, readable
+
+
+def _qt(name: str) -> bytes:
+    return bytes(QColorSpace(getattr(QColorSpace.NamedColorSpace, name)).iccProfile().data())
+
+
+CODES = np.random.default_rng(5).integers(0, 256, (60, 70, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("src", "dst"), [("SRgb", "ProPhotoRgb"), ("AdobeRgb", "SRgb"), ("DisplayP3", "AdobeRgb"),
+                                          ("ProPhotoRgb", "DisplayP3")])
+def test_conversions_agree_with_littlecms(src: str, dst: str) -> None:
+    a, b = _qt(src), _qt(dst)
+    ours = encode_from_linear(convert_between(decode_to_linear(CODES), a, b), 8)  # type: ignore[arg-type]
+    lcms = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(a)), ImageCms.ImageCmsProfile(io.BytesIO(b)),
+                                   "RGB", "RGB", renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    ref = np.asarray(ImageCms.applyTransform(Image.fromarray(CODES), lcms))
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.1
+
+
+def test_no_profile_is_srgb_and_the_same_profile_is_left_alone() -> None:
+    held = decode_to_linear(CODES)
+    assert convert_between(held, None, None) is None and convert_between(held, _qt("AdobeRgb"), _qt("AdobeRgb")) is None
+    into_srgb = convert_between(held, _qt("AdobeRgb"), None)
+    assert into_srgb is not None
+    assert np.abs(encode_from_linear(into_srgb, 8).astype(int)
+                  - encode_from_linear(convert_between(held, _qt("AdobeRgb"), _qt("SRgb")), 8).astype(int)).max() <= 1  # type: ignore[arg-type]
+
+
+def test_unreadable_profiles_are_refused_not_guessed() -> None:
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert readable(None) and readable(_qt("ProPhotoRgb")) and not readable(lab) and not readable(b"junk" * 40)
+    assert convert_between(decode_to_linear(CODES), lab, None) is None
+
+
+def test_sixteen_bit_values_survive_a_round_trip_through_a_wider_space() -> None:
+    codes16 = np.random.default_rng(6).integers(2000, 60000, (40, 40, 3)).astype(np.uint16)
+    held = decode_to_linear(codes16)
+    there = convert_between(held, None, _qt("ProPhotoRgb"))
+    back = convert_between(there, _qt("ProPhotoRgb"), None)  # type: ignore[arg-type]
+    assert np.abs(encode_from_linear(back, 16).astype(int) - codes16.astype(int)).max() <= 32  # of 65535  # type: ignore[arg-type]
