@@ -17,13 +17,12 @@ import functools
 import cv2
 import numpy as np
 
-from icportrait_studio.imaging.color import lookup_unit
+from icportrait_studio.imaging.color import linear_to_srgb, lookup_unit, srgb_to_linear
 from icportrait_studio.imaging.icc_profile import color_space, colorants, read_tags, tone_curve
 
 __all__ = ["convert_between", "readable"]
 
 _STEPS = 65536
-_SRGB_KNEE_CODE, _SRGB_KNEE_LINEAR = 0.04045, 0.0031308
 
 
 def readable(icc: bytes | None) -> bool:
@@ -82,10 +81,8 @@ def _curves(icc: bytes) -> list[np.ndarray]:
 @functools.lru_cache(maxsize=8)
 def _to_linear(icc: bytes) -> np.ndarray:
     """Table over held values -> the profile's linear light (its three curves are one: see ``_space``)."""
-    held = np.linspace(0.0, 1.0, _STEPS)
-    codes = np.where(held <= _SRGB_KNEE_LINEAR, held * 12.92, 1.055 * held ** (1 / 2.4) - 0.055)
-    curve = _curves(icc)[0]
-    return np.interp(codes, np.linspace(0.0, 1.0, _STEPS), curve).astype(np.float32)
+    codes = linear_to_srgb(np.linspace(0.0, 1.0, _STEPS))
+    return np.interp(codes, np.linspace(0.0, 1.0, _STEPS), _curves(icc)[0]).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,6 +90,4 @@ def _from_linear(icc: bytes) -> np.ndarray:
     """Table over the profile's linear light -> held values (the curve inverted by interpolation)."""
     curve = np.maximum.accumulate(_curves(icc)[0])  # monotone, so it inverts
     light = np.linspace(0.0, 1.0, _STEPS)
-    codes = np.interp(light, curve, np.linspace(0.0, 1.0, _STEPS))
-    held = np.where(codes <= _SRGB_KNEE_CODE, codes / 12.92, ((codes + 0.055) / 1.055) ** 2.4)
-    return held.astype(np.float32)
+    return srgb_to_linear(np.interp(light, curve, np.linspace(0.0, 1.0, _STEPS)))

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from icportrait_studio.imaging.color import lookup_unit
+from icportrait_studio.imaging.color import linear_to_srgb, lookup_unit, srgb_to_linear
 from icportrait_studio.imaging.icc_profile import pure_gamma
 
 __all__ = ["SRGB_LIKE", "from_scene_linear", "scene_gamma", "to_scene_linear"]
@@ -56,8 +56,6 @@ _LEVELS = 65536  # as the 16-bit encode (color.encode_from_linear) quantises: ex
 def _tables(gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """(sRGB-decoded -> profile-linear, profile-linear -> sRGB-decoded) at _LEVELS steps of the input."""
     x = np.linspace(0.0, 1.0, _LEVELS)
-    srgb_code = np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
-    to_scene = np.clip(srgb_code, 0, 1) ** gamma
-    code = x ** (1.0 / gamma)
-    from_scene = np.where(code <= 0.04045, code / 12.92, ((code + 0.055) / 1.055) ** 2.4)
+    to_scene = np.clip(linear_to_srgb(x).astype(np.float64), 0, 1) ** gamma
+    from_scene = srgb_to_linear(x ** (1.0 / gamma))
     return to_scene.astype(np.float32), from_scene.astype(np.float32)
