@@ -211,8 +211,10 @@ SHORTCUTS_HTML = """<table cellspacing=6>
 # ---------------------------------------------------------------------------------------------------
 # Files: open, save, export, import, recent files, autosave and recovery
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp)"
-OPEN_FILTER = f"Portraits and projects (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *{EXTENSION});;" \
+# what imaging.io opens: the photo formats, plus the scientific ones (Yale's .pgm faces are linear light)
+IMAGE_PATTERNS = "*.png *.jpg *.jpeg *.tif *.tiff *.webp *.avif *.jp2 *.bmp *.tga *.pgm *.ppm *.pnm"
+IMAGE_FILTER = f"Images ({IMAGE_PATTERNS})"
+OPEN_FILTER = f"Portraits and projects ({IMAGE_PATTERNS} *{EXTENSION});;" \
               f"{IMAGE_FILTER};;IC-Portrait projects (*{EXTENSION});;All files (*)"
 EXPORT_FILTERS = {"PNG 8-bit (*.png)": (".png", 8), "PNG 16-bit (*.png)": (".png", 16),
                   "JPEG (*.jpg *.jpeg)": (".jpg", 8), "TIFF 16-bit (*.tif *.tiff)": (".tif", 16)}
