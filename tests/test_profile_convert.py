@@ -53,3 +53,15 @@ def test_sixteen_bit_values_survive_a_round_trip_through_a_wider_space() -> None
     there = convert_between(held, None, _qt("ProPhotoRgb"))
     back = convert_between(there, _qt("ProPhotoRgb"), None)  # type: ignore[arg-type]
     assert np.abs(encode_from_linear(back, 16).astype(int) - codes16.astype(int)).max() <= 32  # of 65535  # type: ignore[arg-type]
+
+
+def test_a_gray_profile_converts_through_its_own_curve() -> None:
+    from test_display_profile import _gray_profile
+
+    linear_gray = _gray_profile(256)  # gamma 1.0: the codes are light
+    codes = np.linspace(0, 255, 52).round().astype(np.uint8).reshape(4, 13)
+    held = decode_to_linear(np.repeat(codes[..., None], 3, axis=2))
+    into_srgb = convert_between(held, linear_gray, None)
+    assert into_srgb is not None and readable(linear_gray)
+    np.testing.assert_allclose(into_srgb, np.repeat((codes / 255.0)[..., None], 3, axis=2), atol=2e-4)
+    assert convert_between(held, b"\x00" * 200, None) is None and not readable(b"\x00" * 200)

@@ -27,7 +27,7 @@ _STEPS = 65536
 
 def readable(icc: bytes | None) -> bool:
     """Whether ``icc`` (None = sRGB) is a profile this module can convert from or to."""
-    return icc is None or _space(bytes(icc)) is not None
+    return icc is None or _safe_space(icc) is not None
 
 
 def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:
@@ -36,28 +36,43 @@ def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | Non
     module reads (a LUT-based, CMYK or Lab one: the caller keeps the pixels and says so)."""
     if (src_icc or None) == (dst_icc or None):
         return None
-    src = None if src_icc is None else _space(bytes(src_icc))
-    dst = None if dst_icc is None else _space(bytes(dst_icc))
-    if (src_icc is not None and src is None) or (dst_icc is not None and dst is None):
+    src = _srgb() if src_icc is None else _safe_space(src_icc)
+    dst = _srgb() if dst_icc is None else _safe_space(dst_icc)
+    if src is None or dst is None:
         return None
-    src = src or _srgb()
-    dst = dst or _srgb()
     matrix = np.linalg.solve(dst[1], src[1]).astype(np.float32)  # src linear -> XYZ -> dst linear
     linear = lookup_unit(rgb, _to_linear(src[0]))
     moved = cv2.transform(np.ascontiguousarray(linear, dtype=np.float32), matrix)
     return lookup_unit(moved, _from_linear(dst[0]))
 
 
+def _safe_space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
+    try:
+        return _space(bytes(icc))
+    except Exception:  # a damaged profile is one this module does not read, never a failed import
+        return None
+
+
+_RGB_CURVES = (b"rTRC", b"gTRC", b"bTRC")
+
+
 @functools.lru_cache(maxsize=8)
 def _space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
-    """(the profile, its colorant matrix) for a matrix-shaper RGB profile whose three curves read; the
-    curves are re-read through the cached tables below, keyed by the profile's bytes."""
+    """(the profile, its colorant matrix) for a matrix-shaper RGB profile whose three curves are one
+    (every working space in use; not some camera profiles), or a gray one (its gray is the neutral of
+    any RGB space: sRGB's matrix carries it). The curves are read again into the cached tables below."""
     tags = read_tags(icc)
-    if tags is None or color_space(icc) != b"RGB ":
+    if tags is None:
         return None
-    curves = [tone_curve(icc, tags[t], 256) if t in tags else None for t in (b"rTRC", b"gTRC", b"bTRC")]
+    space = color_space(icc)
+    if space == b"GRAY":
+        ok = b"kTRC" in tags and tone_curve(icc, tags[b"kTRC"], 256) is not None
+        return (icc, _srgb()[1]) if ok else None
+    if space != b"RGB ":
+        return None
+    curves = [tone_curve(icc, tags[t], 256) if t in tags else None for t in _RGB_CURVES]
     if any(c is None for c in curves) or max(np.abs(c - curves[0]).max() for c in curves) > 1e-4:  # type: ignore[operator, union-attr]
-        return None  # per-channel curves (some camera profiles): not one table
+        return None
     m = colorants(icc, tags)
     return None if m is None else (icc, m)
 
@@ -72,22 +87,25 @@ def _srgb() -> tuple[bytes, np.ndarray]:
     return space
 
 
-def _curves(icc: bytes) -> list[np.ndarray]:
+def _curve(icc: bytes) -> np.ndarray:
+    """The profile's one tone curve at _STEPS codes (``_space`` has checked that it reads)."""
     tags = read_tags(icc)
     assert tags is not None
-    return [tone_curve(icc, tags[t], _STEPS) for t in (b"rTRC", b"gTRC", b"bTRC")]  # type: ignore[misc]
+    curve = tone_curve(icc, tags[b"kTRC" if color_space(icc) == b"GRAY" else b"rTRC"], _STEPS)
+    assert curve is not None
+    return curve
 
 
 @functools.lru_cache(maxsize=8)
 def _to_linear(icc: bytes) -> np.ndarray:
     """Table over held values -> the profile's linear light (its three curves are one: see ``_space``)."""
     codes = linear_to_srgb(np.linspace(0.0, 1.0, _STEPS))
-    return np.interp(codes, np.linspace(0.0, 1.0, _STEPS), _curves(icc)[0]).astype(np.float32)
+    return np.interp(codes, np.linspace(0.0, 1.0, _STEPS), _curve(icc)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
 def _from_linear(icc: bytes) -> np.ndarray:
     """Table over the profile's linear light -> held values (the curve inverted by interpolation)."""
-    curve = np.maximum.accumulate(_curves(icc)[0])  # monotone, so it inverts
+    curve = np.maximum.accumulate(_curve(icc))  # monotone, so it inverts
     light = np.linspace(0.0, 1.0, _STEPS)
     return srgb_to_linear(np.interp(light, curve, np.linspace(0.0, 1.0, _STEPS)))
