@@ -98,11 +98,13 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
-                 view: ViewPose | None = None, backend: str = "physical", encoding: str = "auto") -> RelightOutcome:
+                 view: ViewPose | None = None, backend: str = "physical", encoding: str = "auto",
+                 to_srgb: bool = False) -> RelightOutcome:
     """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits.
 
     ``encoding`` ("auto", "srgb" or "linear") says how the input's values map to light; the output is
     written in the same resolved encoding (a linear input comes out linear), reported as ``info["encoding"]``.
+    ``to_srgb`` writes it converted to sRGB instead, sRGB-encoded with sRGB's profile (for the web).
     """
     from icportrait_studio.imaging.io import load_image, save_image
     from icportrait_studio.imaging.scene_tone import scene_gamma
@@ -118,13 +120,20 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
                   landmarks=loaded.landmarks, tone=tone)
     t1 = time.perf_counter()
-    save_image(output_path, out.image, alpha=out.alpha, icc_profile=loaded.icc_profile, encoding=loaded.encoding,
+    image, icc, written_as, note = out.image, loaded.icc_profile, loaded.encoding, None
+    if to_srgb:
+        from icportrait_studio.imaging.profile_convert import as_srgb
+
+        (image, icc, note), written_as = as_srgb(image, icc, loaded.encoding), "srgb"
+    save_image(output_path, image, alpha=out.alpha, icc_profile=icc, encoding=written_as,
                bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None,
                landmarks=out.landmarks)
     out.info.setdefault("timings_ms", {}).update({"load": round(t_load * 1000, 1),
                                                   "save": round((time.perf_counter() - t1) * 1000, 1)})
-    out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", []))
+    out.info["warnings"] = list(loaded.warnings) + list(out.info.get("warnings", [])) + ([note] if note else [])
     out.info["encoding"] = loaded.encoding
+    if to_srgb:
+        out.info["written_as"] = "sRGB"
     if tone is not None:
         out.info["relit_at_gamma"] = round(tone, 3)  # the profile's own linear light (imaging/scene_tone.py)
     out.info["landmarks_carried"] = loaded.landmarks is not None

@@ -98,7 +98,7 @@ def cmd_relight(args: argparse.Namespace) -> int:
         entry: dict = {"input": inp, "output": str(outp)}
         t0 = time.perf_counter()
         try:
-            res = relight_file(inp, outp, rig, encoding=args.input_encoding)
+            res = relight_file(inp, outp, rig, encoding=args.input_encoding, to_srgb=args.to_srgb)
             entry.update(status="ok", encoding=res.info.get("encoding"), timings_ms=res.info.get("timings_ms", {}),
                          landmarks_carried=res.info.get("landmarks_carried", False),
                          warnings=res.info.get("warnings", []),
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the inputs' pixel values map to light: auto (default: the file's gAMA chunk or ICC"
                         " profile, else sRGB), srgb, or linear for linear captures such as machine-vision/Yale"
                         " images; outputs are written in the same encoding")
+    r.add_argument("--to-srgb", action="store_true",
+                   help="write the results converted to sRGB, with sRGB's profile (for the web), instead of in "
+                        "each photo's own profile and encoding")
     r.add_argument("--report", help="write per-image timings, warnings and encodings to this JSON file")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_relight)

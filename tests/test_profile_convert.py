@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,53 @@ def test_a_gray_profile_converts_through_its_own_curve() -> None:
     assert into_srgb is not None and readable(linear_gray)
     np.testing.assert_allclose(into_srgb, np.repeat((codes / 255.0)[..., None], 3, axis=2), atol=2e-4)
     assert convert_between(held, b"\x00" * 200, None) is None and not readable(b"\x00" * 200)
+
+
+def test_as_srgb_for_the_web() -> None:
+    from icportrait_studio.imaging.display_profile import profile_name
+    from icportrait_studio.imaging.profile_convert import as_srgb
+
+    held = decode_to_linear(CODES)
+    rgb, icc, note = as_srgb(held, _qt("ProPhotoRgb"), "srgb")
+    assert note is None and profile_name(icc) is not None and "sRGB" in profile_name(icc)  # type: ignore[operator]
+    np.testing.assert_array_equal(rgb, convert_between(held, _qt("ProPhotoRgb"), None))  # type: ignore[arg-type]
+    assert as_srgb(held, None, "srgb")[0] is held and as_srgb(held, None, "linear")[0] is held
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert as_srgb(held, lab, "srgb")[2] is not None  # not converted, and said so
+    # a linear photo in Adobe RGB's primaries: light stays light, only the primaries change
+    linear_adobe = bytes(QColorSpace(QColorSpace.Primaries.AdobeRgb, QColorSpace.TransferFunction.Linear)
+                         .iccProfile().data())
+    light = np.full((2, 2, 3), [0.2, 0.5, 0.1], np.float32)
+    moved, _, note = as_srgb(light, linear_adobe, "linear")
+    assert note is None and moved.shape == light.shape and np.abs(moved - light).max() > 0.01
+    # the same colours through the general path: light read as the codes of a linear profile
+    from icportrait_studio.imaging.color import srgb_to_linear
+
+    general = convert_between(srgb_to_linear(light), linear_adobe, None)
+    np.testing.assert_allclose(moved, general, atol=2e-3)  # type: ignore[arg-type]
+
+
+def test_cli_to_srgb_writes_srgb_colours_with_srgbs_profile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from icportrait_studio.imaging.display_profile import profile_name
+    from icportrait_studio.imaging.io import load_image
+
+    src = tmp_path / "prophoto.png"
+    Image.open(Path(__file__).resolve().parents[1] / "resources" / "samples" / "astronaut.png").convert("RGB").save(
+        src, icc_profile=_qt("ProPhotoRgb"))
+    cli = [sys.executable, "-m", "icportrait_studio.cli", "relight", str(src), "--light", "azimuth=30,elevation=20"]
+    subprocess.run([*cli, "-o", str(tmp_path / "own.png")], check=True, capture_output=True)
+    subprocess.run([*cli, "-o", str(tmp_path / "web.png"), "--to-srgb"], check=True, capture_output=True)
+    own, web = load_image(tmp_path / "own.png"), load_image(tmp_path / "web.png")
+    assert own.icc_profile == _qt("ProPhotoRgb") and "sRGB" in (profile_name(web.icc_profile) or "")
+    own8 = encode_from_linear(own.rgb, 8)
+    lcms = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(_qt("ProPhotoRgb"))),
+                                   ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                   renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    expected = np.asarray(ImageCms.applyTransform(Image.fromarray(own8), lcms)).astype(int)
+    diff = np.abs(encode_from_linear(web.rgb, 8).astype(int) - expected)
+    # ``own`` went through 8-bit ProPhoto codes, ``web`` straight from the render: a few codes apart where
+    # one ProPhoto step spans several sRGB ones (dark, saturated colours)
+    assert diff.mean() < 0.2 and np.percentile(diff, 99.9) <= 3, (diff.mean(), np.percentile(diff, 99.9))

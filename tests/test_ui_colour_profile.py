@@ -95,3 +95,29 @@ def test_an_image_imported_into_a_prophoto_photo_is_converted_into_its_profile(w
     raw = decode_to_linear(np.asarray(Image.open(SAMPLE).convert("RGB")))
     np.testing.assert_array_equal(layer.pixels, convert_between(raw, None, icc))
     assert np.abs(layer.pixels - raw).mean() > 0.01  # sRGB's colours, not its codes, in ProPhoto's space
+
+
+def test_export_for_the_web_converts_to_srgb(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from icportrait_studio.imaging.display_profile import profile_name
+    from icportrait_studio.imaging.io import load_image
+    from icportrait_studio.imaging.profile_convert import convert_between
+    from icportrait_studio.ui.actions import EXPORT_FILTERS
+
+    assert any(to_srgb for _ext, _bits, to_srgb in EXPORT_FILTERS.values())
+    icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.ProPhotoRgb).iccProfile().data())
+    tagged = tmp_path / "prophoto.png"
+    Image.open(SAMPLE).convert("RGB").save(tagged, icc_profile=icc)
+    open_sample(window, qtbot, tagged)
+    own, web = tmp_path / "own.png", tmp_path / "web.png"
+    window.export_image(str(own))
+    window.export_image(str(web), to_srgb=True)
+    qtbot.waitUntil(lambda: own.exists() and web.exists() and window.jobs_idle(), timeout=WAIT_MS)
+    a, b = load_image(own), load_image(web)
+    assert a.icc_profile == icc and "sRGB" in (profile_name(b.icc_profile) or "")
+    expected = convert_between(a.rgb, icc, None)
+    assert expected is not None
+    from icportrait_studio.imaging.color import encode_from_linear
+
+    # ``own`` was quantised to 8-bit ProPhoto codes first: a few sRGB codes apart in dark saturated colours
+    diff = np.abs(encode_from_linear(b.rgb, 8).astype(int) - encode_from_linear(expected, 8).astype(int))
+    assert diff.mean() < 0.2 and np.percentile(diff, 99.9) <= 3

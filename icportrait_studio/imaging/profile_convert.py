@@ -20,7 +20,7 @@ import numpy as np
 from icportrait_studio.imaging.color import linear_to_srgb, lookup_unit, srgb_to_linear
 from icportrait_studio.imaging.icc_profile import color_space, colorants, read_tags, tone_curve
 
-__all__ = ["convert_between", "readable"]
+__all__ = ["as_srgb", "convert_between", "readable"]
 
 _STEPS = 65536
 
@@ -109,3 +109,27 @@ def _from_linear(icc: bytes) -> np.ndarray:
     curve = np.maximum.accumulate(_curve(icc))  # monotone, so it inverts
     light = np.linspace(0.0, 1.0, _STEPS)
     return srgb_to_linear(np.interp(light, curve, np.linspace(0.0, 1.0, _STEPS)))
+
+
+def as_srgb(rgb: np.ndarray, icc: bytes | None, encoding: str) -> tuple[np.ndarray, bytes, str | None]:
+    """A photo as a web delivery wants it (Lightroom's "Color Space: sRGB" on export): its colours in
+    sRGB, to be written sRGB-encoded with sRGB's profile embedded. Returns (values as the app holds
+    them for an sRGB photo, sRGB's profile, a note when the photo's profile could not be read).
+
+    ``encoding`` is how the photo was decoded: a linear photo's values already are light, in its
+    profile's primaries (sRGB's without one), so only the primaries change.
+    """
+    srgb_icc = _srgb()[0]
+    if not icc:
+        return rgb, srgb_icc, None
+    unread = "the photo's colour profile could not be read: its colours were not converted to sRGB"
+    if encoding == "linear":
+        space = _safe_space(icc)
+        if space is None:
+            return rgb, srgb_icc, unread
+        matrix = np.linalg.solve(_srgb()[1], space[1]).astype(np.float32)
+        return cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), matrix), srgb_icc, None
+    converted = convert_between(rgb, icc, None)
+    if converted is not None:
+        return converted, srgb_icc, None
+    return rgb, srgb_icc, None if readable(icc) else unread

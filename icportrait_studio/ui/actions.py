@@ -216,8 +216,10 @@ IMAGE_PATTERNS = "*.png *.jpg *.jpeg *.tif *.tiff *.webp *.avif *.jp2 *.bmp *.tg
 IMAGE_FILTER = f"Images ({IMAGE_PATTERNS})"
 OPEN_FILTER = f"Portraits and projects ({IMAGE_PATTERNS} *{EXTENSION});;" \
               f"{IMAGE_FILTER};;IC-Portrait projects (*{EXTENSION});;All files (*)"
-EXPORT_FILTERS = {"PNG 8-bit (*.png)": (".png", 8), "PNG 16-bit (*.png)": (".png", 16),
-                  "JPEG (*.jpg *.jpeg)": (".jpg", 8), "TIFF 16-bit (*.tif *.tiff)": (".tif", 16)}
+# filter -> (extension, bits, converted to sRGB: the web's colour space, as Lightroom's export offers it)
+EXPORT_FILTERS = {"PNG 8-bit (*.png)": (".png", 8, False), "PNG 16-bit (*.png)": (".png", 16, False),
+                  "JPEG (*.jpg *.jpeg)": (".jpg", 8, False), "TIFF 16-bit (*.tif *.tiff)": (".tif", 16, False),
+                  "JPEG for the web, converted to sRGB (*.jpg *.jpeg)": (".jpg", 8, True)}
 AUTOSAVE_MS = 5000
 
 
@@ -469,8 +471,9 @@ class FileOpsMixin:
                 path += EXTENSION
             self.save_project(path, then)
 
-    def export_image(self, path: str | None = None, bit_depth: int | None = None) -> None:
-        """Flatten the visible layers at full resolution and write PNG / JPEG / 16-bit TIFF."""
+    def export_image(self, path: str | None = None, bit_depth: int | None = None, to_srgb: bool = False) -> None:
+        """Flatten the visible layers at full resolution and write PNG / JPEG / 16-bit TIFF, in the photo's
+        own profile or (``to_srgb``) converted to sRGB."""
         from PySide6.QtWidgets import QFileDialog
 
         from icportrait_studio.imaging.io import save_image
@@ -485,7 +488,7 @@ class FileOpsMixin:
                                                        ";;".join(EXPORT_FILTERS))
             if not path:
                 return
-            ext, bits = EXPORT_FILTERS.get(chosen, (".png", 8))
+            ext, bits, to_srgb = EXPORT_FILTERS.get(chosen, (".png", 8, False))
             if not os.path.splitext(path)[1]:
                 path += ext
             bit_depth = bit_depth or bits
@@ -495,12 +498,20 @@ class FileOpsMixin:
         name = os.path.basename(path)
 
         def write(s: object) -> None:
-            def work(p: Callable, t: object) -> None:
-                save_image(path, s.flatten(), alpha=s.alpha, bit_depth=bits, icc_profile=s.icc_profile,  # type: ignore[attr-defined]
-                           encoding=s.encoding, landmarks=s.export_landmarks())  # type: ignore[attr-defined]
+            def work(p: Callable, t: object) -> str | None:
+                rgb, icc, encoding, note = s.flatten(), s.icc_profile, s.encoding, None  # type: ignore[attr-defined]
+                if to_srgb:
+                    from icportrait_studio.imaging.profile_convert import as_srgb
 
-            self.io.submit(work, label=f"Export {name}", priority=3,  # type: ignore[attr-defined]
-                           on_done=lambda _r: self.statusBar().showMessage(f"Exported {path}", 6000),  # type: ignore[attr-defined]
+                    (rgb, icc, note), encoding = as_srgb(rgb, icc, encoding), "srgb"
+                save_image(path, rgb, alpha=s.alpha, bit_depth=bits, icc_profile=icc,  # type: ignore[attr-defined]
+                           encoding=encoding, landmarks=s.export_landmarks())  # type: ignore[attr-defined]
+                return note
+
+            def done(note: object) -> None:
+                self.statusBar().showMessage(f"Exported {path}" + (f" ({note})" if note else ""), 8000)  # type: ignore[attr-defined]
+
+            self.io.submit(work, label=f"Export {name}", priority=3, on_done=done,  # type: ignore[attr-defined]
                            on_error=lambda msg: self._error("Cannot export", msg))
 
         self.settings.set_folder_from("last_export_dir", path)  # type: ignore[attr-defined]
