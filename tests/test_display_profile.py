@@ -108,3 +108,32 @@ def test_from_linear_matches_the_codes_path(name: str, srgb_curves: bool) -> Non
     lin = decode_to_linear(_codes())
     direct, via_codes = t.from_linear(lin), t.apply(encode_from_linear(lin, 8))
     assert np.abs(direct.astype(int) - via_codes.astype(int)).max() <= 1
+
+
+def test_damaged_profiles_never_raise_or_give_non_finite_pixels() -> None:
+    """Bytes flipped and tails cut in real profiles: every colour path reads them as a profile or as
+    none at all, with no exception, no numpy warning and no NaN or infinity in what it returns."""
+    import warnings
+
+    from icportrait_studio.imaging.profile_convert import as_srgb, convert_between, readable
+    from icportrait_studio.imaging.scene_tone import scene_gamma
+
+    bases = [_qt_profile(n) for n in ("AdobeRgb", "ProPhotoRgb", "DisplayP3")]
+    rng = np.random.default_rng(11)
+    held = rng.random((4, 4, 3)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(1500):
+            icc = bytearray(bases[i % 3])
+            for _ in range(int(rng.integers(1, 8))):
+                icc[int(rng.integers(0, len(icc)))] = int(rng.integers(0, 256))
+            if i % 5 == 0:
+                icc = icc[: int(rng.integers(0, len(icc)))]
+            data = bytes(icc)
+            t = display_transform(data)
+            outs = [] if t is None else [t.from_linear(held)]
+            outs += [convert_between(held, data, None), convert_between(held, None, data),
+                     as_srgb(held, data, "srgb")[0], as_srgb(held, data, "linear")[0]]
+            readable(data), scene_gamma(data), profile_name(data)
+            assert all(o is None or np.isfinite(np.asarray(o, np.float64)).all() for o in outs)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

@@ -45,7 +45,16 @@ def color_space(icc: bytes) -> bytes:
 
 def tone_curve(icc: bytes, tag: tuple[int, int], samples: int = 256) -> np.ndarray | None:
     """A ``curv`` or ``para`` tone curve sampled at ``samples`` evenly spaced codes in [0, 1] (float64),
-    or None for another type or a malformed one."""
+    or None for another type or a malformed one (a damaged gamma gives infinities, or light outside
+    [0, 1.5]: read as no curve at all, never as a black or white picture)."""
+    with np.errstate(all="ignore"):
+        curve = _sampled(icc, tag, samples)
+    if curve is None or not np.isfinite(curve).all() or curve.min() < -1e-3 or curve.max() > 1.5:
+        return None
+    return curve
+
+
+def _sampled(icc: bytes, tag: tuple[int, int], samples: int) -> np.ndarray | None:
     offset, size = tag
     if size < 12:
         return None
@@ -81,14 +90,13 @@ def _parametric(x: np.ndarray, function: int, p: list[float]) -> np.ndarray:
     if function == 0:
         return x**g
     a, b = p[1], p[2]
-    with np.errstate(invalid="ignore"):
-        if function in (1, 2):
-            offset = 0.0 if function == 1 else p[3]
-            edge = -b / a
-            return np.where(x >= edge, np.maximum(a * x + b, 0.0) ** g + offset, offset)
-        c, d = p[3], p[4]
-        e, f = (p[5], p[6]) if function == 4 else (0.0, 0.0)
-        return np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
+    if function in (1, 2):
+        offset = 0.0 if function == 1 else p[3]
+        edge = -b / a
+        return np.where(x >= edge, np.maximum(a * x + b, 0.0) ** g + offset, offset)
+    c, d = p[3], p[4]
+    e, f = (p[5], p[6]) if function == 4 else (0.0, 0.0)
+    return np.where(x >= d, np.maximum(a * x + b, 0.0) ** g + e, c * x + f)
 
 
 def colorants(icc: bytes, tags: dict[bytes, tuple[int, int]]) -> np.ndarray | None:
