@@ -116,3 +116,15 @@ def test_cli_to_srgb_writes_srgb_colours_with_srgbs_profile(tmp_path) -> None:  
     # ``own`` went through 8-bit ProPhoto codes, ``web`` straight from the render: a few codes apart where
     # one ProPhoto step spans several sRGB ones (dark, saturated colours)
     assert diff.mean() < 0.2 and np.percentile(diff, 99.9) <= 3, (diff.mean(), np.percentile(diff, 99.9))
+
+
+def test_view_cli_to_srgb(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from icportrait_studio.cli import main
+    from icportrait_studio.imaging.display_profile import profile_name
+    from icportrait_studio.imaging.io import load_image
+
+    src = tmp_path / "adobe.png"
+    Image.open(Path(__file__).resolve().parents[1] / "resources" / "samples" / "astronaut.png").convert("RGB").save(
+        src, icc_profile=_qt("AdobeRgb"))
+    assert main(["view", str(src), "-o", str(tmp_path / "web.jpg"), "--yaw", "10", "--to-srgb", "-q"]) == 0
+    assert "sRGB" in (profile_name(load_image(tmp_path / "web.jpg").icc_profile) or "")

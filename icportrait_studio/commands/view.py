@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                    help="the rig's lights fixed to the camera (default) or turning with the head; without "
                         "--light/--preset/--rig the photo keeps its own lighting, which turns with the head")
     add_rig_arguments(v)  # relight too, in the same job
+    v.add_argument("--to-srgb", action="store_true",
+                   help="write the result converted to sRGB, with sRGB's profile (for the web)")
     v.add_argument("--report", help="write the view, rig, identity distance, timings and warnings to this JSON file")
     v.add_argument("-q", "--quiet", action="store_true")
     v.set_defaults(func=cmd_view)
@@ -70,7 +72,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     code = 0
     try:
-        res = relight_file(args.input, output, rig, view=view)
+        res = relight_file(args.input, output, rig, view=view, to_srgb=args.to_srgb)
         dist = res.info.get("identity_distance")
         report.update(status="ok", identity_distance=dist, identity_warn=IDENTITY_WARN,
                       timings_ms=res.info.get("timings_ms", {}), warnings=res.info.get("warnings", []),
