@@ -121,3 +121,23 @@ def test_export_for_the_web_converts_to_srgb(window: MainWindow, qtbot, tmp_path
     # ``own`` was quantised to 8-bit ProPhoto codes first: a few sRGB codes apart in dark saturated colours
     diff = np.abs(encode_from_linear(b.rgb, 8).astype(int) - encode_from_linear(expected, 8).astype(int))
     assert diff.mean() < 0.2 and np.percentile(diff, 99.9) <= 3
+
+
+def test_the_export_dialogs_type_sets_the_extension(window: MainWindow, qtbot, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dialog proposes name_relit.png; picking the web JPEG type writes name_relit.jpg, not a PNG."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from icportrait_studio.imaging.display_profile import profile_name
+    from icportrait_studio.imaging.io import load_image
+
+    open_sample(window, qtbot)
+    for name, chosen, written in (("a_relit.png", "JPEG for the web, converted to sRGB (*.jpg *.jpeg)", "a_relit.jpg"),
+                                  ("b_relit.jpeg", "JPEG (*.jpg *.jpeg)", "b_relit.jpeg"),
+                                  ("c_relit", "TIFF 16-bit (*.tif *.tiff)", "c_relit.tif")):
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *_a, n=name, c=chosen: (str(tmp_path / n), c))
+        window.export_image()
+        qtbot.waitUntil(lambda w=written: (tmp_path / w).exists() and window.jobs_idle(), timeout=WAIT_MS)
+    assert sorted(p.name for p in tmp_path.glob("*_relit*")) == ["a_relit.jpg", "b_relit.jpeg", "c_relit.tif"]
+    assert "sRGB" in (profile_name(load_image(tmp_path / "a_relit.jpg").icc_profile) or "")
+    assert load_image(tmp_path / "c_relit.tif").bit_depth == 16

@@ -9,6 +9,7 @@ pixels, which are a function of the rig and come back from the render cache (or 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -489,8 +490,9 @@ class FileOpsMixin:
             if not path:
                 return
             ext, bits, to_srgb = EXPORT_FILTERS.get(chosen, (".png", 8, False))
-            if not os.path.splitext(path)[1]:
-                path += ext
+            stem, given = os.path.splitext(path)
+            if given.lower() not in re.findall(r"\*(\.\w+)", chosen):  # "x.png" saved as JPEG is x.jpg
+                path = (stem if given else path) + ext
             bit_depth = bit_depth or bits
         ext = os.path.splitext(path)[1].lower()
         bits = bit_depth or (16 if ext in (".tif", ".tiff") else 8)
