@@ -141,3 +141,16 @@ def test_the_export_dialogs_type_sets_the_extension(window: MainWindow, qtbot, t
     assert sorted(p.name for p in tmp_path.glob("*_relit*")) == ["a_relit.jpg", "b_relit.jpeg", "c_relit.tif"]
     assert "sRGB" in (profile_name(load_image(tmp_path / "a_relit.jpg").icc_profile) or "")
     assert load_image(tmp_path / "c_relit.tif").bit_depth == 16
+
+
+@pytest.mark.parametrize(("path", "chosen", "ext", "expected"), [
+    ("/d/x_layers.psd", "OpenRaster (*.ora)", ".ora", "/d/x_layers.ora"),
+    ("/d/x.ora", "OpenRaster (*.ora)", ".ora", "/d/x.ora"),
+    ("/d/x", "Photoshop PSD (*.psd)", ".psd", "/d/x.psd"),
+    ("/d/x.JPG", "JPEG (*.jpg *.jpeg)", ".jpg", "/d/x.JPG"),
+    ("/d/v1.2", "PNG 8-bit (*.png)", ".png", "/d/v1.2.png"),
+])
+def test_with_type_extension(path: str, chosen: str, ext: str, expected: str) -> None:
+    from icportrait_studio.ui.export_actions import with_type_extension
+
+    assert with_type_extension(path, chosen, ext) == expected

@@ -9,7 +9,6 @@ pixels, which are a function of the rig and come back from the render cache (or 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QSizePolicy, QToolBar, QWidget
 from icportrait_studio.core.document import DocState
 from icportrait_studio.core.history import history_for_save, states_from_history
 from icportrait_studio.core.project import EXTENSION
+from icportrait_studio.ui.export_actions import with_type_extension
 from icportrait_studio.ui.panels import icon
 
 
@@ -490,9 +490,7 @@ class FileOpsMixin:
             if not path:
                 return
             ext, bits, to_srgb = EXPORT_FILTERS.get(chosen, (".png", 8, False))
-            stem, given = os.path.splitext(path)
-            if given.lower() not in re.findall(r"\*(\.\w+)", chosen):  # "x.png" saved as JPEG is x.jpg
-                path = (stem if given else path) + ext
+            path = with_type_extension(path, chosen, ext)
             bit_depth = bit_depth or bits
         ext = os.path.splitext(path)[1].lower()
         bits = bit_depth or (16 if ext in (".tif", ".tiff") else 8)

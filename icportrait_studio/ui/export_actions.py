@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction, QKeySequence
@@ -11,6 +12,17 @@ if TYPE_CHECKING:
     from icportrait_studio.ui.main_window import MainWindow
 
 LAYERED_FILTERS = {"Photoshop PSD (*.psd)": ".psd", "OpenRaster (*.ora)": ".ora"}
+
+
+def with_type_extension(path: str, chosen: str, ext: str) -> str:
+    """``path`` with the extension of the file type picked in a save dialog (``chosen``, its filter text),
+    unless it already has one of that type's: the dialog proposes "x.png" and a user who picks JPEG
+    expects x.jpg, not a PNG."""
+    stem, given = os.path.splitext(path)
+    if given.lower() in re.findall(r"\*(\.\w+)", chosen):
+        return path
+    is_extension = given[1:].isalpha()  # "portrait v1.2" has no extension to replace
+    return (stem if is_extension else path) + ext
 
 
 class LayeredExport:
@@ -38,8 +50,7 @@ class LayeredExport:
             path, chosen = QFileDialog.getSaveFileName(win, "Export layered", start, ";;".join(LAYERED_FILTERS))
             if not path:
                 return
-            if not os.path.splitext(path)[1]:
-                path += LAYERED_FILTERS.get(chosen, ".psd")
+            path = with_type_extension(path, chosen, LAYERED_FILTERS.get(chosen, ".psd"))
         bits = bit_depth or (16 if doc.bit_depth >= 16 else 8)
         snap, *_ = win._snapshot_for_write(doc.project_path)
         shading = win._shading  # the current rig's shading: a hidden retouching layer, as the CLI exports
