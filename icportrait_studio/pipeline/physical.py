@@ -96,7 +96,7 @@ class PhysicalBackend:
     def __init__(self, *, identity_check: bool = True) -> None:
         self.identity_check = identity_check
         self._analyses: OrderedDict[str, FaceAnalysis] = OrderedDict()
-        self._contexts: OrderedDict[tuple[str, int, tuple[int, int]], RelightContext] = OrderedDict()
+        self._contexts: OrderedDict[tuple, RelightContext] = OrderedDict()  # (id, side, limit, size, tone)
         self._sized_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._views: OrderedDict[tuple, ViewContext] = OrderedDict()
         self._embeddings: OrderedDict[str, np.ndarray | None] = OrderedDict()
