@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from icportrait_studio.imaging.color import encode_from_linear
-from icportrait_studio.imaging.icc_profile import color_space, colorants, read_tags, tone_curve
+from icportrait_studio.imaging.icc_profile import MatrixShaper, matrix_shaper, srgb_icc
 
 __all__ = ["DisplayTransform", "display_transform", "profile_name"]
 
@@ -73,30 +73,14 @@ def display_transform(icc: bytes | None, encoding: str = "srgb") -> DisplayTrans
 
 @functools.lru_cache(maxsize=8)
 def _build(icc: bytes, linear: bool) -> DisplayTransform | None:
-    tags = read_tags(icc)
-    if tags is None:
-        return None
-    space = color_space(icc)
-    if space == b"GRAY" and b"kTRC" in tags:
-        curve = tone_curve(icc, tags[b"kTRC"])
-        curves = None if curve is None else (curve, curve, curve)
-        to_xyz = None  # gray: equal linear channels are the same gray in any RGB space
-    elif space == b"RGB ":
-        got = [tone_curve(icc, tags[t]) if t in tags else None for t in (b"rTRC", b"gTRC", b"bTRC")]
-        curves = None if any(c is None for c in got) else tuple(got)  # type: ignore[assignment]
-        to_xyz = colorants(icc, tags)
-        if to_xyz is None:
-            return None  # a LUT-based profile
-    else:
-        return None
-    if curves is None:
-        return None
+    shaper = matrix_shaper(icc)
+    if shaper is None:
+        return None  # not a matrix-shaper profile: shown as before
     srgb = _srgb()
-    if linear:
-        curves = (srgb[0],) * 3
-    matrix = np.eye(3) if to_xyz is None else np.linalg.solve(srgb[1], to_xyz)
-    lut = np.stack(curves, axis=-1)
-    srgb_curves = bool(np.abs(lut - srgb[0][:, None]).max() < _SAME_CURVE)
+    lut = srgb.curves.T if linear else shaper.curves.T  # (256, 3)
+    # src linear -> XYZ -> sRGB linear; a gray profile's equal channels are sRGB's neutral already
+    matrix = np.eye(3) if shaper.to_xyz is None else np.linalg.solve(srgb.to_xyz, shaper.to_xyz)
+    srgb_curves = bool(np.abs(lut - srgb.curves[0][:, None]).max() < _SAME_CURVE)
     if srgb_curves and np.abs(matrix - np.eye(3)).max() < _SAME_MATRIX:
         return None
     return DisplayTransform(curves=lut.reshape(256, 1, 3).astype(np.float32), matrix=matrix.astype(np.float32),
@@ -104,18 +88,10 @@ def _build(icc: bytes, linear: bool) -> DisplayTransform | None:
 
 
 @functools.cache
-def _srgb() -> tuple[np.ndarray, np.ndarray]:
-    """sRGB's decode curve at the 256 codes and its colorant matrix, read from LittleCMS's own sRGB
-    profile by the same parser (so both sides of the matrix come from one source)."""
-    from PIL import ImageCms
-
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    tags = read_tags(icc)
-    assert tags is not None
-    curve = tone_curve(icc, tags[b"rTRC"])
-    to_xyz = colorants(icc, tags)
-    assert curve is not None and to_xyz is not None
-    return curve, to_xyz
+def _srgb() -> MatrixShaper:
+    shaper = matrix_shaper(srgb_icc())
+    assert shaper is not None and shaper.to_xyz is not None
+    return shaper
 
 
 def profile_name(icc: bytes | None) -> str | None:

@@ -10,20 +10,19 @@ back to sRGB, which is what files without such metadata almost always are.
 
 from __future__ import annotations
 
-import struct
-
 import cv2
 import numpy as np
 
 from icportrait_studio.errors import InputError
 from icportrait_studio.imaging.color import decode_to_linear, encode_from_linear
-from icportrait_studio.imaging.icc_profile import read_tags
+from icportrait_studio.imaging.icc_profile import read_tags, tone_curve
 
 __all__ = ["ENCODINGS", "from_linear", "icc_is_linear", "linear_reason", "resolve_encoding", "to_linear"]
 
 ENCODINGS = ("auto", "srgb", "linear")
 
 _GAMMA_TOL = 0.02  # a stored gamma this close to 1.0 is linear (u8Fixed8 and gAMA round to ~0.004)
+_CURVE_TOL = 0.008  # a tone curve this close to the diagonal is linear (gamma 1.02 strays 0.0072 from it)
 _LINEAR_U8_LUT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
@@ -32,30 +31,10 @@ _LINEAR_U8_LUT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
 def _trc_is_linear(icc: bytes, offset: int, size: int) -> bool:
-    """One tone-curve tag: identity ``curv``, ``curv`` gamma 1.0, a linear ramp table, or ``para`` Y = X^1."""
-    if offset < 0 or size < 12 or offset + size > len(icc):
-        return False
-    kind = icc[offset : offset + 4]
-    if kind == b"curv":
-        (count,) = struct.unpack_from(">I", icc, offset + 8)
-        if count == 0:
-            return True  # identity by definition
-        if 12 + 2 * count > size:
-            return False
-        if count == 1:
-            (g,) = struct.unpack_from(">H", icc, offset + 12)  # u8Fixed8Number
-            return abs(g / 256.0 - 1.0) < _GAMMA_TOL
-        # A sampled curve: linear when it is a straight ramp from 0 to 65535 (some writers do this).
-        table = np.frombuffer(icc, dtype=">u2", count=count, offset=offset + 12).astype(np.float64)
-        ramp = np.linspace(0.0, 65535.0, count)
-        return bool(np.abs(table - ramp).max() <= 65535.0 * 0.005)
-    if kind == b"para":
-        if size < 16:
-            return False
-        (function,) = struct.unpack_from(">H", icc, offset + 8)
-        (g,) = struct.unpack_from(">i", icc, offset + 12)  # s15Fixed16Number
-        return function == 0 and abs(g / 65536.0 - 1.0) < _GAMMA_TOL
-    return False
+    """One tone-curve tag that is the identity: ``curv`` with no entries, gamma 1.0, a straight ramp, or
+    ``para`` with Y = X (read by ``icc_profile.tone_curve``; within _CURVE_TOL of the diagonal)."""
+    curve = tone_curve(icc, (offset, size), 256)
+    return curve is not None and bool(np.abs(curve - np.linspace(0.0, 1.0, 256)).max() <= _CURVE_TOL)
 
 
 def _icc_linearity(icc: bytes | None) -> bool | None:

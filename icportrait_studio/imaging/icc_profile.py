@@ -10,11 +10,14 @@ OpenCV on any thread.
 
 from __future__ import annotations
 
+import functools
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["color_space", "colorants", "pure_gamma", "read_tags", "tone_curve"]
+__all__ = ["MatrixShaper", "color_space", "colorants", "matrix_shaper", "pure_gamma", "read_tags", "srgb_icc",
+           "tone_curve"]
 
 _HEADER = 128
 _MAX_TAGS = 1000  # real profiles hold a few dozen tags; more means the table is garbage
@@ -150,3 +153,46 @@ def _power_law(icc: bytes, offset: int, size: int) -> float | None:
     except struct.error:
         return None
     return None
+
+
+RGB_CURVES = (b"rTRC", b"gTRC", b"bTRC")
+
+
+@dataclass(frozen=True)
+class MatrixShaper:
+    """What a matrix-shaper profile says: each channel's tone curve and the primaries."""
+
+    curves: np.ndarray  # (3, samples) float64: each channel's code in [0, 1] -> linear light
+    to_xyz: np.ndarray | None  # 3×3 colorants (XYZ, D50); None for a gray profile (its gray is any space's neutral)
+
+    @property
+    def one_curve(self) -> bool:
+        """The three curves are the same (every RGB working space in use; not some camera profiles)."""
+        return bool(np.abs(self.curves - self.curves[0]).max() <= 1e-4)
+
+
+def matrix_shaper(icc: bytes | None, samples: int = 256) -> MatrixShaper | None:
+    """The curves (sampled at ``samples`` codes) and primaries of an RGB or gray matrix-shaper profile;
+    None for a LUT-based, CMYK or Lab profile, or one whose curves do not read."""
+    tags = read_tags(icc) if icc else None
+    if icc is None or tags is None:
+        return None
+    space = color_space(icc)
+    if space == b"GRAY":
+        curve = tone_curve(icc, tags[b"kTRC"], samples) if b"kTRC" in tags else None
+        return None if curve is None else MatrixShaper(np.stack([curve] * 3), None)
+    if space != b"RGB ":
+        return None
+    curves = [tone_curve(icc, tags[t], samples) if t in tags else None for t in RGB_CURVES]
+    to_xyz = colorants(icc, tags)
+    if to_xyz is None or any(c is None for c in curves):
+        return None
+    return MatrixShaper(np.stack(curves), to_xyz)  # type: ignore[arg-type]
+
+
+@functools.cache
+def srgb_icc() -> bytes:
+    """LittleCMS's own sRGB profile: the other side of every conversion to the screen or the web."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

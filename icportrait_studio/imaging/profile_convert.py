@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from icportrait_studio.imaging.color import linear_to_srgb, lookup_unit, srgb_to_linear
-from icportrait_studio.imaging.icc_profile import color_space, colorants, read_tags, tone_curve
+from icportrait_studio.imaging.icc_profile import matrix_shaper, srgb_icc
 
 __all__ = ["as_srgb", "convert_between", "readable"]
 
@@ -53,47 +53,29 @@ def _safe_space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
         return None
 
 
-_RGB_CURVES = (b"rTRC", b"gTRC", b"bTRC")
-
-
 @functools.lru_cache(maxsize=8)
 def _space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
-    """(the profile, its colorant matrix) for a matrix-shaper RGB profile whose three curves are one
-    (every working space in use; not some camera profiles), or a gray one (its gray is the neutral of
-    any RGB space: sRGB's matrix carries it). The curves are read again into the cached tables below."""
-    tags = read_tags(icc)
-    if tags is None:
+    """(the profile, its colorant matrix) for a matrix-shaper profile whose three curves are one (the
+    tables below hold one curve); a gray profile's gray is the neutral of any RGB space: sRGB's matrix
+    carries it."""
+    shaper = matrix_shaper(icc)
+    if shaper is None or not shaper.one_curve:
         return None
-    space = color_space(icc)
-    if space == b"GRAY":
-        ok = b"kTRC" in tags and tone_curve(icc, tags[b"kTRC"], 256) is not None
-        return (icc, _srgb()[1]) if ok else None
-    if space != b"RGB ":
-        return None
-    curves = [tone_curve(icc, tags[t], 256) if t in tags else None for t in _RGB_CURVES]
-    if any(c is None for c in curves) or max(np.abs(c - curves[0]).max() for c in curves) > 1e-4:  # type: ignore[operator, union-attr]
-        return None
-    m = colorants(icc, tags)
-    return None if m is None else (icc, m)
+    return icc, (_srgb()[1] if shaper.to_xyz is None else shaper.to_xyz)
 
 
 @functools.cache
 def _srgb() -> tuple[bytes, np.ndarray]:
-    from PIL import ImageCms
-
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    space = _space(icc)
+    space = _space(srgb_icc())
     assert space is not None
     return space
 
 
 def _curve(icc: bytes) -> np.ndarray:
     """The profile's one tone curve at _STEPS codes (``_space`` has checked that it reads)."""
-    tags = read_tags(icc)
-    assert tags is not None
-    curve = tone_curve(icc, tags[b"kTRC" if color_space(icc) == b"GRAY" else b"rTRC"], _STEPS)
-    assert curve is not None
-    return curve
+    shaper = matrix_shaper(icc, _STEPS)
+    assert shaper is not None
+    return shaper.curves[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -119,17 +101,17 @@ def as_srgb(rgb: np.ndarray, icc: bytes | None, encoding: str) -> tuple[np.ndarr
     ``encoding`` is how the photo was decoded: a linear photo's values already are light, in its
     profile's primaries (sRGB's without one), so only the primaries change.
     """
-    srgb_icc = _srgb()[0]
+    srgb = srgb_icc()
     if not icc:
-        return rgb, srgb_icc, None
+        return rgb, srgb, None
     unread = "the photo's colour profile could not be read: its colours were not converted to sRGB"
     if encoding == "linear":
         space = _safe_space(icc)
         if space is None:
-            return rgb, srgb_icc, unread
+            return rgb, srgb, unread
         matrix = np.linalg.solve(_srgb()[1], space[1]).astype(np.float32)
-        return cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), matrix), srgb_icc, None
+        return cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), matrix), srgb, None
     converted = convert_between(rgb, icc, None)
     if converted is not None:
-        return converted, srgb_icc, None
-    return rgb, srgb_icc, None if readable(icc) else unread
+        return converted, srgb, None
+    return rgb, srgb, None if readable(icc) else unread
