@@ -162,7 +162,7 @@ def image_info(path: str | os.PathLike[str]) -> tuple[int, int, str]:
                 w, h = int(page.imagewidth), int(page.imagelength)
                 mode = _tiff_mode(page)
                 return (h, w, mode) if _tiff_orientation(page) >= 5 else (w, h, mode)
-        with _open_with_pil(p, head, DEFAULT_MAX_PIXELS)[0] as im:
+        with _open_with_pil(p, head)[0] as im:
             w, h = im.size
             mode = _PNG16_MODES.get(head[25], im.mode) if _is_png16(im, head) else im.mode
             orientation = _exif_orientation(im, allow_decode=False)
@@ -253,7 +253,7 @@ def _recorded_warnings() -> Iterator[list[py_warnings.WarningMessage]]:
         yield caught
 
 
-def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
+def _open_with_pil(p: str, head: bytes) -> tuple[Image.Image, bool]:
     """``Image.open`` with a clear message for what it cannot read, and (second) whether it complained
     about the file's EXIF block: Pillow reads it while opening a JPEG and says so as a Python warning,
     which reached the CLI's stderr raw; it is recorded here and becomes one note."""
@@ -266,13 +266,11 @@ def _open_with_pil(p: str, head: bytes, max_pixels: int) -> tuple[Image.Image, b
                 raise InputError(f"Cannot open '{p}': {kind} files are not supported; export it as JPEG, PNG "
                                  "or TIFF first") from None
             raise InputError(f"Cannot open '{p}': not a recognised image, or the file is damaged") from None
-        except Image.DecompressionBombError:
-            raise InputError(f"Cannot open '{p}': the image is too large (limit {max_pixels} pixels)") from None
     return im, any("exif" in str(w.message).lower() for w in caught)
 
 
 def _decode_with_pil(p: str, head: bytes, max_pixels: int) -> _Decoded:
-    im_ctx, exif_complaint = _open_with_pil(p, head, max_pixels)
+    im_ctx, exif_complaint = _open_with_pil(p, head)
     with im_ctx as im:
         width, height = im.size
         _check_size(p, width, height, max_pixels)  # header only: nothing decoded yet
