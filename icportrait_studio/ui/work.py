@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,12 +20,15 @@ from icportrait_studio.jobs import WorkFn
 from icportrait_studio.pipeline.base import SourceImage
 from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressFn
 
+if TYPE_CHECKING:
+    from icportrait_studio.imaging.display_profile import DisplayTransform
+
 log = logging.getLogger(__name__)
 
 # The open photo's colour profile as the screen needs it (``imaging.display_profile``), None for sRGB.
 # One per process, as there is one document: set on the GUI thread before that document's first pixels
 # are encoded, read by ``encode_display`` on the worker threads (a reference swap, atomic in Python).
-_display_transform: object | None = None
+_display_transform: DisplayTransform | None = None
 
 
 def set_display_profile(icc: bytes | None, encoding: str = "srgb") -> None:
@@ -42,7 +46,7 @@ def display_rgb8(rgb_linear: np.ndarray) -> np.ndarray:
 
     transform = _display_transform
     if transform is not None and rgb_linear.ndim == 3 and rgb_linear.shape[2] == 3:
-        return transform.from_linear(rgb_linear)  # type: ignore[attr-defined]
+        return transform.from_linear(rgb_linear)
     return encode_from_linear(rgb_linear, 8)
 
 
