@@ -99,12 +99,15 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
                  view: ViewPose | None = None, backend: str = "physical", encoding: str = "auto",
-                 to_srgb: bool = False) -> RelightOutcome:
+                 to_srgb: bool = False, bit_depth: int | None = None, keep_analysis: bool = True) -> RelightOutcome:
     """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits.
 
     ``encoding`` ("auto", "srgb" or "linear") says how the input's values map to light; the output is
     written in the same resolved encoding (a linear input comes out linear), reported as ``info["encoding"]``.
     ``to_srgb`` writes it converted to sRGB instead, sRGB-encoded with sRGB's profile (for the web).
+    ``bit_depth`` 8 or 16 (None: 16 for TIFF, else 8). ``keep_analysis=False`` lets the backend forget
+    this photo afterwards: a batch's one-shot photos must not push out the analysis of the photo open in
+    the app, nor hold the memory of their own.
     """
     from icportrait_studio.imaging.io import load_image, save_image
     from icportrait_studio.imaging.scene_tone import scene_gamma
@@ -117,8 +120,13 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     image_id = (f"{input_path}|{st.st_mtime_ns}|{st.st_size}|{_fingerprint(loaded.rgb)}"
                 f"|{'carried' if loaded.landmarks is not None else 'detected'}")
     tone = scene_gamma(loaded.icc_profile, loaded.encoding)
-    out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
-                  landmarks=loaded.landmarks, tone=tone)
+    try:
+        out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
+                      landmarks=loaded.landmarks, tone=tone)
+    finally:
+        forget = None if keep_analysis else getattr(get_backend(backend), "forget", None)
+        if forget is not None:
+            forget(image_id)
     t1 = time.perf_counter()
     image, icc, written_as, note = out.image, loaded.icc_profile, loaded.encoding, None
     if to_srgb:
@@ -126,7 +134,7 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
 
         (image, icc, note), written_as = as_srgb(image, icc, loaded.encoding), "srgb"
     save_image(output_path, image, alpha=out.alpha, icc_profile=icc, encoding=written_as,
-               bit_depth=16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None,
+               bit_depth=bit_depth or (16 if Path(output_path).suffix.lower() in (".tif", ".tiff") else None),
                landmarks=out.landmarks)
     out.info.setdefault("timings_ms", {}).update({"load": round(t_load * 1000, 1),
                                                   "save": round((time.perf_counter() - t1) * 1000, 1)})

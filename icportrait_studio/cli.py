@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import sys
-import time
-import traceback
 from pathlib import Path
 
 from icportrait_studio import __version__
@@ -84,7 +82,7 @@ def add_rig_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_relight(args: argparse.Namespace) -> int:
-    from icportrait_studio.api import relight_file
+    from icportrait_studio.pipeline.batch import BatchItem, relight_item
 
     try:
         rig = rig_from_args(args)
@@ -95,27 +93,23 @@ def cmd_relight(args: argparse.Namespace) -> int:
     report: dict = {"version": __version__, "rig": rig.to_dict(), "images": []}
     failed = 0
     for inp, outp in zip(args.inputs, outputs, strict=True):
+        done = relight_item(BatchItem(Path(inp), outp), rig, encoding=args.input_encoding, to_srgb=args.to_srgb)
         entry: dict = {"input": inp, "output": str(outp)}
-        t0 = time.perf_counter()
-        try:
-            res = relight_file(inp, outp, rig, encoding=args.input_encoding, to_srgb=args.to_srgb)
-            entry.update(status="ok", encoding=res.info.get("encoding"), timings_ms=res.info.get("timings_ms", {}),
-                         landmarks_carried=res.info.get("landmarks_carried", False),
-                         warnings=res.info.get("warnings", []),
-                         source_light=res.info.get("source_light"), faces_found=res.info["analysis"]["faces_found"])
-            for w in entry["warnings"]:
+        if done.ok:
+            res = done.info
+            entry.update(status="ok", encoding=res.get("encoding"), timings_ms=res.get("timings_ms", {}),
+                         landmarks_carried=res.get("landmarks_carried", False), warnings=done.warnings,
+                         source_light=res.get("source_light"), faces_found=res["analysis"]["faces_found"])
+            for w in done.warnings:
                 print(f"icportrait: {inp}: warning: {w}", file=sys.stderr)
             if not args.quiet:
-                print(f"{inp} -> {outp} ({(time.perf_counter() - t0) * 1000:.0f} ms)")
-        except ICPortraitError as exc:
+                print(f"{inp} -> {outp} ({done.seconds * 1000:.0f} ms)")
+        else:
             failed += 1
-            entry.update(status="failed", error=str(exc))
-            print(f"icportrait: {inp}: error: {exc}", file=sys.stderr)
-        except Exception as exc:  # an engine bug must not stop the batch; keep the details for a report
-            failed += 1
-            entry.update(status="failed", error=f"internal error: {type(exc).__name__}: {exc}",
-                         traceback=traceback.format_exc())
-            print(f"icportrait: {inp}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            entry.update(status="failed", error=done.error)
+            if done.traceback:
+                entry["traceback"] = done.traceback
+            print(f"icportrait: {inp}: {'' if done.traceback else 'error: '}{done.error}", file=sys.stderr)
         report["images"].append(entry)
     if args.report:
         from icportrait_studio.imaging.atomic import atomic_write_text

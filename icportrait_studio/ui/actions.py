@@ -196,6 +196,7 @@ SHORTCUTS_HTML = """<table cellspacing=6>
 <tr><td><b>Ctrl+O</b></td><td>Open image or project</td></tr>
 <tr><td><b>Ctrl+S / Ctrl+Shift+S</b></td><td>Save project / Save as</td></tr>
 <tr><td><b>Ctrl+E</b></td><td>Export image</td></tr>
+<tr><td><b>Ctrl+Shift+B</b></td><td>Apply the edit to other photos</td></tr>
 <tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / Redo</td></tr>
 <tr><td><b>F / 1</b></td><td>Fit / 100 %</td></tr>
 <tr><td><b>Wheel, pinch, Ctrl+= / Ctrl+-</b></td><td>Zoom</td></tr>

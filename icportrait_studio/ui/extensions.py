@@ -15,6 +15,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QLabel, QMenu, QStyle
 
 from icportrait_studio.jobs import Job
+from icportrait_studio.ui.batch_actions import BatchApply
 from icportrait_studio.ui.edit_in import EditInController
 from icportrait_studio.ui.edit_mode import EditMode
 from icportrait_studio.ui.export_actions import LayeredExport
@@ -152,6 +153,7 @@ class Extensions(QObject):
         self.latent = LatentPreview(win)
         self.edit_mode = EditMode(win)
         self.layered = LayeredExport(win)
+        self.batch = BatchApply(win)
         self.edit_in = EditInController(win)
         self.plugins = PluginsController(win)
         self.models = ModelsController(win)
@@ -166,6 +168,7 @@ class Extensions(QObject):
         acts = file.actions()
         after = acts[acts.index(export_action) + 1] if export_action in acts else None
         file.insertAction(after, self.layered.action)
+        file.insertAction(after, self.batch.action)
         file.insertMenu(after, self.edit_in.menu)
         settings = QMenu("&Settings", win)
         settings.addAction(self.models.action)
@@ -174,6 +177,7 @@ class Extensions(QObject):
 
     def set_enabled(self, has_doc: bool) -> None:
         self.layered.action.setEnabled(has_doc)
+        self.batch.action.setEnabled(has_doc)
         self.edit_in.menu.setEnabled(has_doc)
         self.masks.set_enabled(has_doc)
 

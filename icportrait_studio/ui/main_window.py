@@ -570,7 +570,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
         self.settings.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.ready_to_close():
+        if not (self.ext.batch.may_close() and self.ready_to_close()):
             event.ignore()
             return
         self.save_settings()

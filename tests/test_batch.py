@@ -1,0 +1,93 @@
+"""One edit applied to many photos (``pipeline.batch``): output names that never replace an input or
+each other, and a per-photo relight that reports failures instead of raising."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.imaging.io import load_image
+from icportrait_studio.pipeline.batch import BatchItem, existing_targets, keep_both, plan_batch, relight_item
+from icportrait_studio.pipeline.registry import get_backend
+
+RIG = LightRig(lights=(Light(azimuth=60, elevation=10),))
+
+
+def test_plan_names_each_result_after_its_photo(tmp_path: Path) -> None:
+    items = plan_batch([tmp_path / "a" / "IMG_1.jpg", tmp_path / "b" / "IMG_2.tif"], tmp_path / "out",
+                       ext=".png", suffix="_relit")
+    assert [it.target.name for it in items] == ["IMG_1_relit.png", "IMG_2_relit.png"]
+    assert all(it.target.parent == tmp_path / "out" for it in items)
+    assert items[0].source == tmp_path / "a" / "IMG_1.jpg"
+
+
+def test_plan_never_puts_two_results_on_one_name(tmp_path: Path) -> None:
+    items = plan_batch([tmp_path / "day1" / "x.jpg", tmp_path / "day2" / "x.jpg", tmp_path / "x.png"],
+                       tmp_path / "out", ext=".jpg")
+    names = [it.target.name for it in items]
+    assert names == ["x.jpg", "x (2).jpg", "x (3).jpg"]
+
+
+def test_plan_never_takes_a_photos_own_path(tmp_path: Path) -> None:
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(b"x")
+    items = plan_batch([photo], tmp_path, ext=".png", suffix="")  # into the photo's folder, same type
+    assert items[0].target != photo and items[0].target.name == "portrait (2).png"
+
+
+def test_existing_results_are_found_and_kept_beside(tmp_path: Path) -> None:
+    (tmp_path / "a_relit.png").write_bytes(b"old")
+    (tmp_path / "a_relit (2).png").write_bytes(b"older")
+    items = plan_batch([tmp_path / "src" / "a.jpg", tmp_path / "src" / "b.jpg"], tmp_path, suffix="_relit")
+    assert existing_targets(items) == [tmp_path / "a_relit.png"]
+    kept = keep_both(items)
+    assert [it.target.name for it in kept] == ["a_relit (3).png", "b_relit.png"]
+    assert existing_targets(kept) == []
+
+
+def test_relight_item_writes_the_result(tmp_path: Path, sample_path: Path) -> None:
+    item = BatchItem(sample_path, tmp_path / "out.png")
+    done = relight_item(item, RIG)
+    assert done.ok and done.error is None and done.seconds > 0
+    out = load_image(item.target)
+    src = load_image(sample_path)
+    assert out.rgb.shape == src.rgb.shape and np.abs(out.rgb - src.rgb).mean() > 0.01  # relit, not copied
+    assert done.info["analysis"]["faces_found"] == 1
+
+
+def test_relight_item_reports_bad_input_and_writes_nothing(tmp_path: Path, sample_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(sample_path.read_bytes()[:3000])
+    item = BatchItem(broken, tmp_path / "out" / "broken.png")
+    (tmp_path / "out").mkdir()
+    done = relight_item(item, RIG)
+    assert not done.ok and "damaged" in (done.error or "") and done.traceback is None
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_relight_item_reports_an_unwritable_target(tmp_path: Path, sample_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(b"a file where the output folder should be")
+    done = relight_item(BatchItem(sample_path, blocker / "out.png"), RIG)
+    assert not done.ok and str(blocker) in (done.error or "")
+
+
+def test_a_one_shot_photo_leaves_no_analysis_behind(tmp_path: Path, sample_path: Path) -> None:
+    photo = tmp_path / "one_shot.png"
+    shutil.copy(sample_path, photo)
+    backend = get_backend("physical")
+    before = set(backend._analyses)  # type: ignore[attr-defined]
+    assert relight_item(BatchItem(photo, tmp_path / "r.png"), RIG, keep_analysis=False).ok
+    assert set(backend._analyses) <= before  # type: ignore[attr-defined]
+    assert relight_item(BatchItem(photo, tmp_path / "r2.png"), RIG).ok  # the default keeps it (the CLI's chain)
+    assert any("one_shot.png" in k for k in backend._analyses)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_bit_depth_reaches_the_file(tmp_path: Path, sample_path: Path, bits: int) -> None:
+    done = relight_item(BatchItem(sample_path, tmp_path / "o.png"), RIG, bit_depth=bits, keep_analysis=False)
+    assert done.ok and load_image(tmp_path / "o.png").bit_depth == bits
