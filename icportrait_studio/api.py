@@ -22,6 +22,7 @@ from icportrait_studio.core.presets import load_preset
 from icportrait_studio.core.request import EditRequest
 from icportrait_studio.core.view import ViewPose
 from icportrait_studio.pipeline.base import SourceImage
+from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressFn, no_progress
 from icportrait_studio.pipeline.registry import get_backend
 
 __all__ = ["Light", "LightRig", "RelightOutcome", "ViewPose", "preset", "relight", "relight_file", "rig"]
@@ -76,13 +77,15 @@ def _recall(key: str) -> np.ndarray | None:
 
 def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | None = None,
             view: ViewPose | None = None, backend: str = "physical", image_id: str | None = None,
-            landmarks: np.ndarray | None = None, tone: float | None = None) -> RelightOutcome:
+            landmarks: np.ndarray | None = None, tone: float | None = None, progress: ProgressFn | None = None,
+            cancel: CancelToken | None = None) -> RelightOutcome:
     """Relight a linear-RGB float32 image; repeated calls on the same image reuse its analysis.
 
     ``landmarks`` (N×3 pixels) skip the face detection: pass the ones a previous result carried. A
     result of this process passed back unchanged (``relight(out.image, …)``) is recognised and uses
     its own landmarks without being asked (``info["landmarks_carried"]``). ``tone``: the gamma of the
     photo's profile when sRGB's curve decoded it wrongly (``imaging.scene_tone.scene_gamma``).
+    ``progress`` hears the backend's stages; ``cancel`` stops it between them (``CancelledError``).
     """
     rgb = rgb_linear.astype(np.float32, copy=False)
     fingerprint = _fingerprint(rgb)
@@ -90,7 +93,7 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
     sid = image_id or fingerprint + ("|recalled" if recalled else "")
     source = SourceImage(sid, rgb, alpha, landmarks, tone)
     request = EditRequest(image_id=source.image_id, rig=light_rig, view=view or ViewPose(), backend=backend)
-    result = get_backend(backend).run(request, source)
+    result = get_backend(backend).run(request, source, progress or no_progress, cancel or CancelToken())
     _remember(_fingerprint(result.image), result.landmarks)
     info = dict(result.info)
     info["landmarks_carried"] = landmarks is not None
@@ -99,7 +102,8 @@ def relight(rgb_linear: np.ndarray, light_rig: LightRig, *, alpha: np.ndarray | 
 
 def relight_file(input_path: str | Path, output_path: str | Path, light_rig: LightRig, *,
                  view: ViewPose | None = None, backend: str = "physical", encoding: str = "auto",
-                 to_srgb: bool = False, bit_depth: int | None = None, keep_analysis: bool = True) -> RelightOutcome:
+                 to_srgb: bool = False, bit_depth: int | None = None, keep_analysis: bool = True,
+                 progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> RelightOutcome:
     """Load, relight and atomically save; the output keeps alpha, ICC profile and (for TIFF) 16 bits.
 
     ``encoding`` ("auto", "srgb" or "linear") says how the input's values map to light; the output is
@@ -107,11 +111,14 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     ``to_srgb`` writes it converted to sRGB instead, sRGB-encoded with sRGB's profile (for the web).
     ``bit_depth`` 8 or 16 (None: 16 for TIFF, else 8). ``keep_analysis=False`` lets the backend forget
     this photo afterwards: a batch's one-shot photos must not push out the analysis of the photo open in
-    the app, nor hold the memory of their own.
+    the app, nor hold the memory of their own. ``progress`` hears loading (to 0.1), the backend's stages
+    (to 0.9) and saving; ``cancel`` stops it before the file is written.
     """
     from icportrait_studio.imaging.io import load_image, save_image
     from icportrait_studio.imaging.scene_tone import scene_gamma
 
+    report = progress or no_progress
+    report(Progress(0.0, "loading"))
     t0 = time.perf_counter()
     loaded = load_image(input_path, encoding=encoding)
     t_load = time.perf_counter() - t0
@@ -122,11 +129,15 @@ def relight_file(input_path: str | Path, output_path: str | Path, light_rig: Lig
     tone = scene_gamma(loaded.icc_profile, loaded.encoding)
     try:
         out = relight(loaded.rgb, light_rig, alpha=loaded.alpha, view=view, backend=backend, image_id=image_id,
-                      landmarks=loaded.landmarks, tone=tone)
+                      landmarks=loaded.landmarks, tone=tone, cancel=cancel,
+                      progress=lambda p: report(Progress(0.1 + 0.8 * p.fraction, p.stage)))
     finally:
         forget = None if keep_analysis else getattr(get_backend(backend), "forget", None)
         if forget is not None:
             forget(image_id)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    report(Progress(0.9, "saving"))
     t1 = time.perf_counter()
     image, icc, written_as, note = out.image, loaded.icc_profile, loaded.encoding, None
     if to_srgb:

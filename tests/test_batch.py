@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from icportrait_studio.core.lights import Light, LightRig
+from icportrait_studio.errors import CancelledError
 from icportrait_studio.imaging.io import load_image
 from icportrait_studio.pipeline.batch import BatchItem, existing_targets, keep_both, plan_batch, relight_item
+from icportrait_studio.pipeline.progress import CancelToken, Progress
 from icportrait_studio.pipeline.registry import get_backend
 
 RIG = LightRig(lights=(Light(azimuth=60, elevation=10),))
@@ -91,3 +93,25 @@ def test_a_one_shot_photo_leaves_no_analysis_behind(tmp_path: Path, sample_path:
 def test_bit_depth_reaches_the_file(tmp_path: Path, sample_path: Path, bits: int) -> None:
     done = relight_item(BatchItem(sample_path, tmp_path / "o.png"), RIG, bit_depth=bits, keep_analysis=False)
     assert done.ok and load_image(tmp_path / "o.png").bit_depth == bits
+
+
+def test_progress_runs_from_loading_to_saving(tmp_path: Path, sample_path: Path) -> None:
+    heard: list[Progress] = []
+    assert relight_item(BatchItem(sample_path, tmp_path / "p.png"), RIG, progress=heard.append,
+                        keep_analysis=False).ok
+    fractions = [p.fraction for p in heard]
+    assert heard[0].stage == "loading" and heard[-1].stage == "saving" and fractions[-1] == pytest.approx(0.9)
+    assert fractions == sorted(fractions) and any(0.1 < f < 0.9 for f in fractions)  # the backend's stages
+
+
+def test_a_cancel_during_a_photo_stops_before_its_file(tmp_path: Path, sample_path: Path) -> None:
+    token = CancelToken()
+
+    def cancel_once_analysed(p: Progress) -> None:
+        if p.fraction > 0.3:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        relight_item(BatchItem(sample_path, tmp_path / "c.png"), RIG, progress=cancel_once_analysed, cancel=token,
+                     keep_analysis=False)
+    assert not (tmp_path / "c.png").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from icportrait_studio.core.lights import LightRig
 from icportrait_studio.core.view import ViewPose
 from icportrait_studio.errors import CancelledError, ICPortraitError
+from icportrait_studio.pipeline.progress import CancelToken, ProgressFn
 
 __all__ = ["BatchItem", "ItemOutcome", "existing_targets", "keep_both", "plan_batch", "relight_item"]
 
@@ -98,18 +99,20 @@ def keep_both(items: Sequence[BatchItem]) -> list[BatchItem]:
 
 def relight_item(item: BatchItem, rig: LightRig, *, view: ViewPose | None = None, backend: str = "physical",
                  encoding: str = "auto", to_srgb: bool = False, bit_depth: int | None = None,
-                 keep_analysis: bool = True) -> ItemOutcome:
+                 keep_analysis: bool = True, progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None) -> ItemOutcome:
     """Relight ``item.source`` into ``item.target`` (atomically: a failure leaves no partial file). Bad
     input, a missing face model or a full disk come back as ``error``, never as an exception; only a
-    cancel (``CancelledError``) passes through, for the caller to stop the batch. ``bit_depth`` and
-    ``keep_analysis`` as ``api.relight_file`` takes them."""
+    cancel (``CancelledError``) passes through, for the caller to stop the batch. ``bit_depth``,
+    ``keep_analysis``, ``progress`` and ``cancel`` as ``api.relight_file`` takes them."""
     from icportrait_studio.api import relight_file
 
     t0 = time.perf_counter()
     outcome = ItemOutcome(item)
     try:
         res = relight_file(item.source, item.target, rig, view=view, backend=backend, encoding=encoding,
-                           to_srgb=to_srgb, bit_depth=bit_depth, keep_analysis=keep_analysis)
+                           to_srgb=to_srgb, bit_depth=bit_depth, keep_analysis=keep_analysis, progress=progress,
+                           cancel=cancel)
         outcome.info = res.info
         outcome.warnings = list(res.info.get("warnings", []))
     except CancelledError:

@@ -260,10 +260,10 @@ class BatchApply:
 
     @staticmethod
     def _work(item: BatchItem, rig: object, view: object, backend: str, bits: int, to_srgb: bool):  # -> WorkFn
-        def work(_progress: object, token) -> ItemOutcome:  # type: ignore[no-untyped-def]
+        def work(progress, token) -> ItemOutcome:  # type: ignore[no-untyped-def]
             token.raise_if_cancelled()
             return relight_item(item, rig, view=view, backend=backend, to_srgb=to_srgb,  # type: ignore[arg-type]
-                                bit_depth=bits, keep_analysis=False)
+                                bit_depth=bits, keep_analysis=False, progress=progress, cancel=token)
 
         return work
 
