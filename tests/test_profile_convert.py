@@ -33,6 +33,33 @@ def test_conversions_agree_with_littlecms(src: str, dst: str) -> None:
     assert diff.max() <= 2 and diff.mean() < 0.1
 
 
+def _three_curves() -> bytes:
+    """A matrix-shaper profile with a tone curve of its own per channel (gamma 1.8, 2.2, 2.6), as a
+    camera's or a calibrated monitor's profile has."""
+    from PySide6.QtCore import QPointF
+
+    tables = [[round(65535 * (i / 1023) ** g) for i in range(1024)] for g in (1.8, 2.2, 2.6)]
+    space = QColorSpace(QPointF(0.3127, 0.3290), QPointF(0.64, 0.33), QPointF(0.30, 0.60), QPointF(0.15, 0.06),
+                        *tables)
+    assert space.isValid()
+    return bytes(space.iccProfile().data())
+
+
+@pytest.mark.parametrize("into", [None, "AdobeRgb"])
+def test_a_profile_with_a_curve_per_channel_converts_as_littlecms_does(into: str | None) -> None:
+    src, dst = _three_curves(), (None if into is None else _qt(into))
+    assert readable(src)
+    ours = encode_from_linear(convert_between(decode_to_linear(CODES), src, dst), 8)  # type: ignore[arg-type]
+    target = ImageCms.createProfile("sRGB") if dst is None else ImageCms.ImageCmsProfile(io.BytesIO(dst))
+    lcms = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(src)), target, "RGB", "RGB",
+                                   renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    ref = np.asarray(ImageCms.applyTransform(Image.fromarray(CODES), lcms))
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.15
+    back = convert_between(convert_between(decode_to_linear(CODES), None, src), src, None)  # type: ignore[arg-type]
+    assert np.abs(encode_from_linear(back, 8).astype(int) - CODES.astype(int)).max() <= 1  # type: ignore[arg-type]
+
+
 def test_no_profile_is_srgb_and_the_same_profile_is_left_alone() -> None:
     held = decode_to_linear(CODES)
     assert convert_between(held, None, None) is None and convert_between(held, _qt("AdobeRgb"), _qt("AdobeRgb")) is None

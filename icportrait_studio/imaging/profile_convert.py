@@ -41,9 +41,16 @@ def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | Non
     if src is None or dst is None:
         return None
     matrix = np.linalg.solve(dst[1], src[1]).astype(np.float32)  # src linear -> XYZ -> dst linear
-    linear = lookup_unit(rgb, _to_linear(src[0]))
+    linear = _per_channel(rgb, _to_linear(src[0]))
     moved = cv2.transform(np.ascontiguousarray(linear, dtype=np.float32), matrix)
-    return lookup_unit(moved, _from_linear(dst[0]))
+    return _per_channel(moved, _from_linear(dst[0]))
+
+
+def _per_channel(rgb: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """Each channel through its own table of ``tables`` (3, n), or all three through one (1, n)."""
+    if len(tables) == 1:
+        return lookup_unit(rgb, tables[0])
+    return np.stack([lookup_unit(rgb[..., c], tables[c]) for c in range(3)], axis=-1)
 
 
 def _safe_space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
@@ -55,11 +62,10 @@ def _safe_space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
 
 @functools.lru_cache(maxsize=8)
 def _space(icc: bytes) -> tuple[bytes, np.ndarray] | None:
-    """(the profile, its colorant matrix) for a matrix-shaper profile whose three curves are one (the
-    tables below hold one curve); a gray profile's gray is the neutral of any RGB space: sRGB's matrix
-    carries it."""
+    """(the profile, its colorant matrix) for a matrix-shaper profile; a gray profile's gray is the
+    neutral of any RGB space: sRGB's matrix carries it."""
     shaper = matrix_shaper(icc)
-    if shaper is None or not shaper.one_curve:
+    if shaper is None:
         return None
     return icc, (_srgb()[1] if shaper.to_xyz is None else shaper.to_xyz)
 
@@ -71,26 +77,29 @@ def _srgb() -> tuple[bytes, np.ndarray]:
     return space
 
 
-def _curve(icc: bytes) -> np.ndarray:
-    """The profile's one tone curve at _STEPS codes (``_space`` has checked that it reads)."""
+def _curves(icc: bytes) -> np.ndarray:
+    """The profile's tone curves at _STEPS codes, (1, _STEPS) when its three are one (every working
+    space: one pass instead of three), else (3, _STEPS) (a camera's or a monitor's own profile)."""
     shaper = matrix_shaper(icc, _STEPS)
-    assert shaper is not None
-    return shaper.curves[0]
+    assert shaper is not None  # ``_space`` has checked that it reads
+    return shaper.curves[:1] if shaper.one_curve else shaper.curves
 
 
 @functools.lru_cache(maxsize=8)
 def _to_linear(icc: bytes) -> np.ndarray:
-    """Table over held values -> the profile's linear light (its three curves are one: see ``_space``)."""
+    """Tables over held values -> the profile's linear light, per curve."""
     codes = linear_to_srgb(np.linspace(0.0, 1.0, _STEPS))
-    return np.interp(codes, np.linspace(0.0, 1.0, _STEPS), _curve(icc)).astype(np.float32)
+    grid = np.linspace(0.0, 1.0, _STEPS)
+    return np.stack([np.interp(codes, grid, curve) for curve in _curves(icc)]).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
 def _from_linear(icc: bytes) -> np.ndarray:
-    """Table over the profile's linear light -> held values (the curve inverted by interpolation)."""
-    curve = np.maximum.accumulate(_curve(icc))  # monotone, so it inverts
+    """Tables over the profile's linear light -> held values (each curve inverted by interpolation)."""
     light = np.linspace(0.0, 1.0, _STEPS)
-    return srgb_to_linear(np.interp(light, curve, np.linspace(0.0, 1.0, _STEPS)))
+    grid = np.linspace(0.0, 1.0, _STEPS)
+    # each curve made monotone, so it inverts
+    return np.stack([srgb_to_linear(np.interp(light, np.maximum.accumulate(curve), grid)) for curve in _curves(icc)])
 
 
 def as_srgb(rgb: np.ndarray, icc: bytes | None, encoding: str) -> tuple[np.ndarray, bytes, str | None]:
