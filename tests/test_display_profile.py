@@ -118,13 +118,13 @@ def test_damaged_profiles_never_raise_or_give_non_finite_pixels() -> None:
     from icportrait_studio.imaging.profile_convert import as_srgb, convert_between, readable
     from icportrait_studio.imaging.scene_tone import scene_gamma
 
-    bases = [_qt_profile(n) for n in ("AdobeRgb", "ProPhotoRgb", "DisplayP3")]
+    bases = [_qt_profile(n) for n in ("AdobeRgb", "ProPhotoRgb", "DisplayP3")] + [_adobe_as_tables()[0]]
     rng = np.random.default_rng(11)
     held = rng.random((4, 4, 3)).astype(np.float32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i in range(1500):
-            icc = bytearray(bases[i % 3])
+            icc = bytearray(bases[i % len(bases)])
             for _ in range(int(rng.integers(1, 8))):
                 icc[int(rng.integers(0, len(icc)))] = int(rng.integers(0, 256))
             if i % 5 == 0:
@@ -137,3 +137,66 @@ def test_damaged_profiles_never_raise_or_give_non_finite_pixels() -> None:
             readable(data), scene_gamma(data), profile_name(data)
             assert all(o is None or np.isfinite(np.asarray(o, np.float64)).all() for o in outs)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def _lut_profile(curve: np.ndarray, to_xyz: np.ndarray, grid: int = 9) -> bytes:
+    """An RGB profile built from lookup tables (an A2B0 ``mft2``: per-channel input tables, a 3D table to
+    XYZ, identity output tables), as some scanner and camera profiles are, describing the colour space
+    whose tone curve is ``curve`` (256 samples, code -> light) and whose primaries are ``to_xyz``."""
+    axis = np.linspace(0.0, 1.0, grid)
+    rgb = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # red varies slowest
+    clut = np.clip(np.round(rgb @ to_xyz.T * 32768), 0, 65535).astype(">u2")  # lut16 XYZ: 0x8000 = 1.0
+    inputs = np.tile(np.clip(np.round(curve * 65535), 0, 65535).astype(">u2"), 3)
+    outputs = np.tile(np.array([0, 65535], ">u2"), 3)
+    mft2 = (b"mft2" + bytes(4) + struct.pack(">BBBB", 3, 3, grid, 0)
+            + struct.pack(">9i", 65536, 0, 0, 0, 65536, 0, 0, 0, 65536) + struct.pack(">HH", len(curve), 2)
+            + inputs.tobytes() + clut.tobytes() + outputs.tobytes())
+    wtpt = b"XYZ \x00\x00\x00\x00" + struct.pack(">3i", 63190, 65536, 54061)
+    tags = [(b"A2B0", mft2), (b"wtpt", wtpt)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += struct.pack(">4sII", sig, offset + len(data), len(body))
+        data += body + bytes(-len(body) % 4)
+    header = struct.pack(">I4sI4s4s4s", offset + len(data), b"lcms", 0x02100000, b"scnr", b"RGB ", b"XYZ ")
+    header = header.ljust(36, b"\x00") + b"acsp" + bytes(128 - 40)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def _adobe_as_tables() -> tuple[bytes, bytes]:
+    from icportrait_studio.imaging.icc_profile import matrix_shaper
+
+    adobe = _qt_profile("AdobeRgb")
+    shaper = matrix_shaper(adobe, 256)
+    assert shaper is not None and shaper.to_xyz is not None
+    return _lut_profile(shaper.curves[0], shaper.to_xyz), adobe
+
+
+def test_a_profile_built_from_tables_is_shown_through_littlecms() -> None:
+    """Adobe RGB written as lookup tables is shown as Adobe RGB written as a matrix shaper is."""
+    tables, adobe = _adobe_as_tables()
+    t, m = display_transform(tables), display_transform(adobe)
+    assert t is not None and m is not None and type(t) is not type(m)
+    codes = _codes()
+    ours = t.apply(codes)
+    assert ours.shape == codes.shape and ours.dtype == np.uint8
+    diff = np.abs(ours.astype(int) - m.apply(codes).astype(int)).max(axis=-1)
+    # LittleCMS samples a table pipeline into a 3D grid: exact inside the gamut, a few codes off where
+    # the clip to sRGB bends it (a channel at 0 or 255)
+    assert diff.mean() < 0.4 and np.percentile(diff, 98) <= 2
+    assert np.abs(ours.astype(int) - codes.astype(int)).max() >= 20  # not shown as raw codes any more
+    lin = decode_to_linear(codes)
+    assert np.array_equal(t.from_linear(lin), t.apply(encode_from_linear(lin, 8)))
+    assert display_transform(tables, "linear") is None  # a linear photo's codes are not the table's
+
+
+def test_a_table_transform_is_safe_on_two_render_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = display_transform(_adobe_as_tables()[0])
+    assert t is not None
+    frames = [np.random.default_rng(k).integers(0, 256, (300, 200, 3), dtype=np.uint8) for k in range(8)]
+    serial = [t.apply(f) for f in frames]
+    with ThreadPoolExecutor(2) as pool:
+        parallel = list(pool.map(t.apply, frames * 3))
+    assert all(np.array_equal(p, serial[i % 8]) for i, p in enumerate(parallel))

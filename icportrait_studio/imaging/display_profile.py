@@ -7,8 +7,10 @@ curves and one 3×3 matrix: decoded through the profile's curves, moved to sRGB'
 through XYZ under D50, as the profile connection space defines them), clipped to sRGB's gamut and
 encoded with sRGB's curve. That is what LittleCMS does for these profiles, to within a code, but here
 as two OpenCV passes that run on the render threads (a 12 MP frame in tens of milliseconds, against
-a quarter to half a second through ``ImageCms``). Profiles built from lookup tables, and CMYK or Lab
-ones, are not matrix-shaper: the photo is shown as before.
+a quarter to half a second through ``ImageCms``). An RGB or gray profile built from lookup tables (some
+scanner and camera profiles, ICC v4 "preference" profiles) goes through LittleCMS itself
+(``CmsTransform``): slower, but such photos are rare and the drag preview is small. CMYK and Lab
+photos are not handled here: they are shown as before.
 
 Only the screen sees this: files are written with their own profile, and the relighting maths is
 unchanged.
@@ -24,9 +26,9 @@ import cv2
 import numpy as np
 
 from icportrait_studio.imaging.color import encode_from_linear
-from icportrait_studio.imaging.icc_profile import MatrixShaper, matrix_shaper, srgb_icc
+from icportrait_studio.imaging.icc_profile import MatrixShaper, color_space, matrix_shaper, srgb_icc
 
-__all__ = ["DisplayTransform", "display_transform", "profile_name"]
+__all__ = ["CmsTransform", "DisplayTransform", "ScreenTransform", "display_transform", "profile_name"]
 
 _SAME_CURVE = 0.5 / 255  # curves closer than this to sRGB's decode change no displayed code
 _SAME_MATRIX = 1e-3
@@ -56,7 +58,30 @@ class DisplayTransform:
         return self.apply(encode_from_linear(rgb_linear, 8))
 
 
-def display_transform(icc: bytes | None, encoding: str = "srgb") -> DisplayTransform | None:
+@dataclass(frozen=True, eq=False)
+class CmsTransform:
+    """8-bit codes in a LUT-based profile's colours -> 8-bit sRGB codes, through LittleCMS (relative
+    colorimetric, as the matrix path). Built without LittleCMS's one-pixel cache, which two render
+    threads using one transform at once would race on."""
+
+    transform: object  # PIL.ImageCms.ImageCmsTransform, RGB -> RGB
+
+    def apply(self, codes: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 -> HxWx3 uint8 sRGB (a new array)."""
+        from PIL import Image, ImageCms
+
+        src = Image.fromarray(np.ascontiguousarray(codes, dtype=np.uint8), "RGB")
+        return np.asarray(ImageCms.applyTransform(src, self.transform))  # type: ignore[arg-type]
+
+    def from_linear(self, rgb_linear: np.ndarray) -> np.ndarray:
+        """The photo's decoded values (HxWx3 float, decoded with sRGB's curve) -> HxWx3 uint8 sRGB."""
+        return self.apply(encode_from_linear(rgb_linear, 8))
+
+
+ScreenTransform = DisplayTransform | CmsTransform
+
+
+def display_transform(icc: bytes | None, encoding: str = "srgb") -> ScreenTransform | None:
     """The transform for a photo with this embedded profile, or None when its codes already are what an
     sRGB screen should show (no profile, an sRGB one, or one this module cannot read).
 
@@ -72,10 +97,11 @@ def display_transform(icc: bytes | None, encoding: str = "srgb") -> DisplayTrans
 
 
 @functools.lru_cache(maxsize=8)
-def _build(icc: bytes, linear: bool) -> DisplayTransform | None:
+def _build(icc: bytes, linear: bool) -> ScreenTransform | None:
     shaper = matrix_shaper(icc)
     if shaper is None:
-        return None  # not a matrix-shaper profile: shown as before
+        # a linear photo's codes are sRGB's curve over its light: a table profile cannot be told so
+        return None if linear else _littlecms(icc)
     srgb = _srgb()
     lut = srgb.curves.T if linear else shaper.curves.T  # (256, 3)
     # src linear -> XYZ -> sRGB linear; a gray profile's equal channels are sRGB's neutral already
@@ -85,6 +111,24 @@ def _build(icc: bytes, linear: bool) -> DisplayTransform | None:
         return None
     return DisplayTransform(curves=lut.reshape(256, 1, 3).astype(np.float32), matrix=matrix.astype(np.float32),
                             srgb_curves=srgb_curves)
+
+
+def _littlecms(icc: bytes) -> CmsTransform | None:
+    """LittleCMS's transform for an RGB or gray profile this module cannot read as a matrix shaper
+    (a gray one has kTRC and would have read: this is an RGB one in practice); None for CMYK, Lab and
+    profiles LittleCMS refuses."""
+    from PIL import ImageCms
+
+    if len(icc) < 20 or color_space(icc) != b"RGB ":
+        return None
+    try:
+        transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                            ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc())), "RGB", "RGB",
+                                            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                            flags=ImageCms.Flags.NOCACHE)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+    return CmsTransform(transform)
 
 
 @functools.cache

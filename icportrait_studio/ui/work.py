@@ -21,14 +21,14 @@ from icportrait_studio.pipeline.base import SourceImage
 from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressFn
 
 if TYPE_CHECKING:
-    from icportrait_studio.imaging.display_profile import DisplayTransform
+    from icportrait_studio.imaging.display_profile import ScreenTransform
 
 log = logging.getLogger(__name__)
 
 # The open photo's colour profile as the screen needs it (``imaging.display_profile``), None for sRGB.
 # One per process, as there is one document: set on the GUI thread before that document's first pixels
 # are encoded, read by ``encode_display`` on the worker threads (a reference swap, atomic in Python).
-_display_transform: DisplayTransform | None = None
+_display_transform: ScreenTransform | None = None
 
 
 def set_display_profile(icc: bytes | None, encoding: str = "srgb") -> None:
