@@ -130,3 +130,22 @@ def test_a_running_batch_asks_before_quitting_and_can_be_cancelled(window: MainW
     assert "cancelled" in window.statusBar().currentMessage()
     assert window.ext.batch.busy() == 0
     assert full_render_shown(window)
+
+
+def test_several_photos_dropped_on_an_open_photo_are_offered_its_edit(window: MainWindow, qtbot, shoot: Path,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch) -> None:
+    shown: list[list[str]] = []
+
+    def exec_(dialog: BatchDialog) -> int:
+        shown.append(dialog.paths())
+        return 0  # Cancel
+
+    monkeypatch.setattr(BatchDialog, "exec", exec_)
+    frames = [str(shoot / "frame1.png"), str(shoot / "frame2.png")]
+    with qtbot.waitSignal(window.documentOpened, timeout=WAIT_MS):
+        window._on_files_dropped(frames)  # nothing open yet: the first opens
+    assert "1 more dropped" in window.statusBar().currentMessage() and not shown
+    qtbot.waitUntil(lambda: full_render_shown(window), timeout=WAIT_MS)
+    window._on_files_dropped([*frames, str(shoot / "old.icps")])  # now they are the rest of the shoot
+    assert shown == [frames] and window.jobs_idle() and not window.ext.batch.runs
+    assert window.doc.path == frames[0]

@@ -248,6 +248,8 @@ class FileOpsMixin:
         self._autosave_timer.timeout.connect(self._autosave)
         self._autosaving = False
         self._close_approved = False
+        self._drop_note: tuple[str, str] | None = None  # (photo, what to say once it has opened)
+        w.documentOpened.connect(self._say_drop_note)  # type: ignore[attr-defined]
 
     # --- dialogs -----------------------------------------------------------------------------------------
 
@@ -286,8 +288,25 @@ class FileOpsMixin:
             menu.addAction("Clear Recent Files").triggered.connect(self.settings.clear_recent)  # type: ignore[attr-defined]
 
     def _on_files_dropped(self, paths: list[str]) -> None:
-        if paths:
-            self.open_path(paths[0])
+        """One file opens. Several photos dropped on an open photo are the rest of its shoot: the dialog
+        that applies its edit to them opens with them listed. With none open, the first opens and the
+        status bar says how to relight the others once its lights are set."""
+        if not paths:
+            return
+        photos = [p for p in paths if not p.lower().endswith(EXTENSION)]
+        if len(photos) > 1 and self.doc is not None:  # type: ignore[attr-defined]
+            self.ext.batch.open_dialog(photos)  # type: ignore[attr-defined]
+            return
+        self._drop_note = None if len(paths) == 1 else (
+            paths[0], f"Opened {os.path.basename(paths[0])}; {len(paths) - 1} more dropped: set the lights, then "
+                      "drop them again or use File ▸ Apply Edit to Photos… to relight them the same way")
+        self.open_path(paths[0])
+
+    def _say_drop_note(self) -> None:
+        note, self._drop_note = self._drop_note, None
+        doc = self.doc  # type: ignore[attr-defined]
+        if note is not None and doc is not None and doc.path == note[0]:
+            self.statusBar().showMessage(note[1], 20000)  # type: ignore[attr-defined]
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -297,7 +316,7 @@ class FileOpsMixin:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_path(paths[0])
+            self._on_files_dropped(paths)
 
     def ask_save(self) -> str:
         """'clean' when there is nothing to save, else the user's answer: 'save', 'discard' or 'cancel'."""
