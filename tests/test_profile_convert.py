@@ -155,3 +155,42 @@ def test_view_cli_to_srgb(tmp_path) -> None:  # type: ignore[no-untyped-def]
         src, icc_profile=_qt("AdobeRgb"))
     assert main(["view", str(src), "-o", str(tmp_path / "web.jpg"), "--yaw", "10", "--to-srgb", "-q"]) == 0
     assert "sRGB" in (profile_name(load_image(tmp_path / "web.jpg").icc_profile) or "")
+
+
+def test_a_profile_built_from_tables_converts_through_littlecms() -> None:
+    """Adobe RGB written as lookup tables converts as Adobe RGB written as a matrix shaper does."""
+    from test_display_profile import _adobe_as_tables
+
+    from icportrait_studio.imaging.profile_convert import as_srgb, by_tables
+
+    tables, adobe = _adobe_as_tables()
+    assert readable(tables) and by_tables(tables) and not by_tables(adobe) and not by_tables(None)
+    held = decode_to_linear(CODES)
+    via_tables, via_matrix = convert_between(held, tables, None), convert_between(held, adobe, None)
+    assert via_tables is not None and via_matrix is not None
+    diff = np.abs(encode_from_linear(via_tables, 8).astype(int) - encode_from_linear(via_matrix, 8).astype(int))
+    assert np.percentile(diff.max(axis=-1), 98) <= 1 and diff.mean() < 0.2  # LittleCMS's grid at the gamut's edge
+    assert convert_between(held, None, tables) is None  # it has no table out of XYZ (B2A0): nothing to go into
+    web, _icc, note = as_srgb(held, tables, "srgb")
+    assert note is None and np.array_equal(web, via_tables)
+
+
+def test_a_16_bit_layer_converted_through_tables_says_it_lost_precision(tmp_path: Path) -> None:
+    from test_display_profile import _adobe_as_tables
+
+    from icportrait_studio.imaging.io import save_image
+    from icportrait_studio.pipeline.progress import CancelToken, no_progress
+    from icportrait_studio.ui.work import import_work
+
+    tables = _adobe_as_tables()[0]
+    held = decode_to_linear(CODES)
+    for bits in (8, 16):
+        path = tmp_path / f"layer{bits}.png"
+        save_image(path, held, bit_depth=bits, icc_profile=tables)
+        rgb, _alpha, _display, note = import_work(str(path), (70, 60), None)(no_progress, CancelToken())  # type: ignore[misc]
+        assert np.abs(encode_from_linear(rgb, 8).astype(int) - CODES.astype(int)).max() >= 20  # converted
+        assert (note is not None and "8-bit precision" in note) is (bits == 16)
+    path = tmp_path / "plain.png"
+    save_image(path, held, bit_depth=8)
+    rgb, _alpha, _display, note = import_work(str(path), (70, 60), tables)(no_progress, CancelToken())  # type: ignore[misc]
+    assert note is not None and "not converted" in note  # into a document whose profile cannot be written to

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from icportrait_studio.imaging import littlecms
 from icportrait_studio.imaging.color import encode_from_linear
-from icportrait_studio.imaging.icc_profile import MatrixShaper, color_space, matrix_shaper, srgb_icc
+from icportrait_studio.imaging.icc_profile import MatrixShaper, matrix_shaper, srgb_icc
 
 __all__ = ["CmsTransform", "DisplayTransform", "ScreenTransform", "display_transform", "profile_name"]
 
@@ -60,18 +61,14 @@ class DisplayTransform:
 
 @dataclass(frozen=True, eq=False)
 class CmsTransform:
-    """8-bit codes in a LUT-based profile's colours -> 8-bit sRGB codes, through LittleCMS (relative
-    colorimetric, as the matrix path). Built without LittleCMS's one-pixel cache, which two render
-    threads using one transform at once would race on."""
+    """8-bit codes in a profile's colours -> 8-bit sRGB codes, through LittleCMS (``imaging.littlecms``),
+    for the RGB profiles built from lookup tables that the matrix path cannot read."""
 
-    transform: object  # PIL.ImageCms.ImageCmsTransform, RGB -> RGB
+    transform: object  # from ``littlecms.rgb_transform``, the profile -> sRGB
 
     def apply(self, codes: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 -> HxWx3 uint8 sRGB (a new array)."""
-        from PIL import Image, ImageCms
-
-        src = Image.fromarray(np.ascontiguousarray(codes, dtype=np.uint8), "RGB")
-        return np.asarray(ImageCms.applyTransform(src, self.transform))  # type: ignore[arg-type]
+        return littlecms.apply(self.transform, codes)
 
     def from_linear(self, rgb_linear: np.ndarray) -> np.ndarray:
         """The photo's decoded values (HxWx3 float, decoded with sRGB's curve) -> HxWx3 uint8 sRGB."""
@@ -101,7 +98,8 @@ def _build(icc: bytes, linear: bool) -> ScreenTransform | None:
     shaper = matrix_shaper(icc)
     if shaper is None:
         # a linear photo's codes are sRGB's curve over its light: a table profile cannot be told so
-        return None if linear else _littlecms(icc)
+        transform = None if linear else littlecms.rgb_transform(icc, srgb_icc())
+        return None if transform is None else CmsTransform(transform)
     srgb = _srgb()
     lut = srgb.curves.T if linear else shaper.curves.T  # (256, 3)
     # src linear -> XYZ -> sRGB linear; a gray profile's equal channels are sRGB's neutral already
@@ -111,24 +109,6 @@ def _build(icc: bytes, linear: bool) -> ScreenTransform | None:
         return None
     return DisplayTransform(curves=lut.reshape(256, 1, 3).astype(np.float32), matrix=matrix.astype(np.float32),
                             srgb_curves=srgb_curves)
-
-
-def _littlecms(icc: bytes) -> CmsTransform | None:
-    """LittleCMS's transform for an RGB or gray profile this module cannot read as a matrix shaper
-    (a gray one has kTRC and would have read: this is an RGB one in practice); None for CMYK, Lab and
-    profiles LittleCMS refuses."""
-    from PIL import ImageCms
-
-    if len(icc) < 20 or color_space(icc) != b"RGB ":
-        return None
-    try:
-        transform = ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                            ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc())), "RGB", "RGB",
-                                            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-                                            flags=ImageCms.Flags.NOCACHE)
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        return None
-    return CmsTransform(transform)
 
 
 @functools.cache

@@ -17,33 +17,62 @@ import functools
 import cv2
 import numpy as np
 
-from icportrait_studio.imaging.color import linear_to_srgb, lookup_unit, srgb_to_linear
+from icportrait_studio.imaging import littlecms
+from icportrait_studio.imaging.color import (
+    decode_to_linear,
+    encode_from_linear,
+    linear_to_srgb,
+    lookup_unit,
+    srgb_to_linear,
+)
 from icportrait_studio.imaging.icc_profile import matrix_shaper, srgb_icc
 
-__all__ = ["as_srgb", "convert_between", "readable"]
+__all__ = ["as_srgb", "by_tables", "convert_between", "readable"]
 
 _STEPS = 65536
 
 
 def readable(icc: bytes | None) -> bool:
     """Whether ``icc`` (None = sRGB) is a profile this module can convert from or to."""
-    return icc is None or _safe_space(icc) is not None
+    return icc is None or _safe_space(icc) is not None or by_tables(icc)
+
+
+def by_tables(icc: bytes | None) -> bool:
+    """Whether ``icc`` is an RGB profile built from lookup tables that LittleCMS reads: converted through
+    LittleCMS on 8-bit codes (``imaging.littlecms``), not at the held values' full precision."""
+    if not icc or _safe_space(icc) is not None:
+        return False
+    try:
+        return littlecms.rgb_transform(bytes(icc), srgb_icc()) is not None
+    except Exception:
+        return False
 
 
 def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:
     """``rgb`` (HxWx3 float, held as the app holds it) in ``src_icc``'s colours -> the same colours in
     ``dst_icc``'s; None when there is nothing to do (the same profile) or a profile is not one this
-    module reads (a LUT-based, CMYK or Lab one: the caller keeps the pixels and says so)."""
+    module reads (CMYK, Lab, damaged: the caller keeps the pixels and says so). A profile built from
+    lookup tables goes through LittleCMS, on 8-bit codes (``by_tables``)."""
     if (src_icc or None) == (dst_icc or None):
         return None
     src = _srgb() if src_icc is None else _safe_space(src_icc)
     dst = _srgb() if dst_icc is None else _safe_space(dst_icc)
     if src is None or dst is None:
-        return None
+        return _through_littlecms(rgb, src_icc, dst_icc)
     matrix = np.linalg.solve(dst[1], src[1]).astype(np.float32)  # src linear -> XYZ -> dst linear
     linear = _per_channel(rgb, _to_linear(src[0]))
     moved = cv2.transform(np.ascontiguousarray(linear, dtype=np.float32), matrix)
     return _per_channel(moved, _from_linear(dst[0]))
+
+
+def _through_littlecms(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:
+    try:
+        transform = littlecms.rgb_transform(bytes(src_icc or srgb_icc()), bytes(dst_icc or srgb_icc()))
+    except Exception:  # a damaged profile is one this module does not read, never a failed import
+        return None
+    if transform is None:
+        return None
+    return decode_to_linear(littlecms.apply(transform, encode_from_linear(rgb, 8)))
 
 
 def _per_channel(rgb: np.ndarray, tables: np.ndarray) -> np.ndarray:
