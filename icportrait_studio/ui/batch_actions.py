@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from icportrait_studio.errors import ICPortraitError
 from icportrait_studio.pipeline.batch import (
     BatchItem,
     ItemOutcome,
@@ -262,8 +263,11 @@ class BatchApply:
     def _work(item: BatchItem, rig: object, view: object, backend: str, bits: int, to_srgb: bool):  # -> WorkFn
         def work(progress, token) -> ItemOutcome:  # type: ignore[no-untyped-def]
             token.raise_if_cancelled()
-            return relight_item(item, rig, view=view, backend=backend, to_srgb=to_srgb,  # type: ignore[arg-type]
-                                bit_depth=bits, keep_analysis=False, progress=progress, cancel=token)
+            out = relight_item(item, rig, view=view, backend=backend, to_srgb=to_srgb,  # type: ignore[arg-type]
+                               bit_depth=bits, keep_analysis=False, progress=progress, cancel=token)
+            if not out.ok:  # a failed job in the Jobs panel, its message in the row's tooltip
+                raise ICPortraitError(out.error or "failed")
+            return out
 
         return work
 
