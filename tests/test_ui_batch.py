@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 from test_ui_app import SAMPLE, WAIT_MS, dialogs, full_render_shown, isolated_config, make_window, open_sample
 
@@ -67,7 +68,8 @@ def test_dialog_counts_photos_and_shows_the_names_it_will_write(qtbot, tmp_path:
     assert dialog.choice() == BatchChoice((str(tmp_path / "IMG_8.jpg"),), "", TIFF16, "-key")
 
 
-def test_applies_the_rig_to_each_photo_and_reports_the_bad_one(window: MainWindow, qtbot, shoot: Path) -> None:  # type: ignore[no-untyped-def]
+def test_applies_the_rig_to_each_photo_and_reports_the_bad_one(window: MainWindow, qtbot, shoot: Path,  # type: ignore[no-untyped-def]
+                                                                monkeypatch) -> None:
     open_sample(window, qtbot)
     window.doc.rig = LightRig(lights=(Light(azimuth=70, elevation=0),), ambient=0.02)
     shown = window.doc.relit_layer.pixels.copy()
@@ -89,6 +91,10 @@ def test_applies_the_rig_to_each_photo_and_reports_the_bad_one(window: MainWindo
     box = window.ext.batch.summary_box
     assert box is not None and "2 of 3" in box.text() and "1 failed" in box.text()
     assert "frame3.png" in box.detailedText()
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    next(b for b in box.buttons() if b.text() == "Show Folder").click()
+    assert opened == [str(out)]
     assert "2 of 3" in window.statusBar().currentMessage()
     assert np.array_equal(window.doc.relit_layer.pixels, shown)  # the open photo is untouched
     box.close()

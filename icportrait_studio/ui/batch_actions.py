@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -299,9 +300,9 @@ class BatchApply:
         head, details = run.summary()
         self.win.statusBar().showMessage(head, 15000)
         if run.failed or details:
-            self._show_summary(head, details, warn=bool(run.failed))
+            self._show_summary(head, details, warn=bool(run.failed), folder=run.folder if run.written else None)
 
-    def _show_summary(self, head: str, details: str, *, warn: bool) -> None:
+    def _show_summary(self, head: str, details: str, *, warn: bool, folder: str | None) -> None:
         """A box that does not block (the batch ended while the user may be dragging a light)."""
         if self.summary_box is not None:
             self.summary_box.close()
@@ -310,6 +311,10 @@ class BatchApply:
         box.setInformativeText("Failed photos were skipped; the others were written." if warn
                                else "Some photos came with warnings.")
         box.setDetailedText(details)
+        box.addButton(QMessageBox.StandardButton.Ok)
+        if folder is not None:
+            show = box.addButton("Show Folder", QMessageBox.ButtonRole.ActionRole)
+            show.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
         box.setModal(False)
         box.show()
         self.summary_box = box
