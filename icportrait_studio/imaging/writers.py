@@ -47,6 +47,11 @@ def _stack(color: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return color if alpha is None else np.concatenate([color, alpha[..., None]], axis=2)
 
 
+# zlib level for 8-bit PNG. Pillow's default (6) spent 5–8 s on a 16 MP portrait, most of an export or of a
+# batch photo; level 3 takes 1.6–2.8 s for files 8–14 % larger (level 1: 1.2–1.9 s, 17–24 % larger).
+PNG_LEVEL = 3
+
+
 def _write_png(f: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, quality: int) -> None:
     if color.dtype == np.uint8:
         _write_with_pil("PNG", f, color, alpha, icc, quality)
@@ -84,6 +89,8 @@ def _write_with_pil(
         alpha = None
     elif fmt == "WEBP" and quality >= 100:
         params["lossless"] = True
+    elif fmt == "PNG":
+        params["compress_level"] = PNG_LEVEL
     Image.fromarray(_stack(color, alpha)).save(f, format=fmt, quality=quality, **params)
 
 
