@@ -115,3 +115,15 @@ def test_a_cancel_during_a_photo_stops_before_its_file(tmp_path: Path, sample_pa
         relight_item(BatchItem(sample_path, tmp_path / "c.png"), RIG, progress=cancel_once_analysed, cancel=token,
                      keep_analysis=False)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_the_head_turn_travels_with_the_rig(tmp_path: Path, sample_path: Path) -> None:
+    from icportrait_studio.core.view import ViewPose
+
+    straight = relight_item(BatchItem(sample_path, tmp_path / "s.png"), RIG, keep_analysis=False)
+    turned = relight_item(BatchItem(sample_path, tmp_path / "t.png"), RIG, view=ViewPose(yaw=20), keep_analysis=False)
+    assert straight.ok and turned.ok
+    a, b = load_image(tmp_path / "s.png"), load_image(tmp_path / "t.png")
+    # the face moved toward the image's right: its landmarks (carried in the PNG) lie further right
+    assert a.landmarks is not None and b.landmarks is not None
+    assert float(np.median(b.landmarks[:, 0] - a.landmarks[:, 0])) > 3
