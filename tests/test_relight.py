@@ -283,3 +283,34 @@ def test_sphere_light_terminator_is_the_analytic_curve(alpha: float) -> None:
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert (np.diff(out) >= -1e-7).all()  # brighter the more the surface faces the light
+
+
+def test_the_photo_is_not_multiplied_up_where_the_rig_outshines_its_light(sample_rgb, sample_analysis,
+                                                                          sample_context) -> None:
+    """Where the rig lights a point GAIN_TRUST[1] times more than the photo's own light did, the photo's
+    pixel there (its shadow as the model missed it, its noise) is not used: the fill's albedo is lit."""
+    from icportrait_studio.lighting.relight import GAIN_TRUST, gain_maps
+
+    ctx = sample_context
+    assert ctx.box is None  # the sample's maps cover its frame: they line up with the context's
+    rig = LightRig(lights=(Light(azimuth=80, elevation=0, intensity=2.0),), ambient=0.0, specular=0.0)
+    gain, bias, target = gain_maps(ctx, rig)
+    raised = target.mean(axis=2) * ctx.reference / np.maximum(ctx.source_shading, 0.05)
+    person = ctx.person > 0.99
+    far = person & (raised >= GAIN_TRUST[1])
+    near = person & (raised <= GAIN_TRUST[0]) & (ctx.reliability > 0.9) & (target.mean(axis=2) > 0.05)
+    assert far.sum() > 200 and near.sum() > 200  # the photo is lit from the left; the rig from the right
+    assert np.all(gain[far] == 0)
+    np.testing.assert_allclose(bias[far], target[far] * ctx.albedo_fill[far], rtol=1e-4, atol=1e-6)
+    assert np.all(gain[near] > 0)
+    # at full size: scribbling over the photo there changes nothing in the result
+    inner = cv2.erode(far.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    h, w = sample_rgb.shape[:2]
+    inner_full = cv2.resize(inner.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    scribbled = sample_rgb.copy()
+    scribbled[inner_full] = np.random.default_rng(0).random((int(inner_full.sum()), 3)).astype(np.float32)
+    clean, _ = relight_image(sample_rgb, ctx, rig, sample_analysis)
+    dirty, _ = relight_image(scribbled, ctx, rig, sample_analysis)
+    np.testing.assert_allclose(dirty[inner_full], clean[inner_full], atol=1e-5)
+    outside = ~cv2.dilate(inner_full.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    np.testing.assert_array_equal(dirty[outside], clean[outside])
