@@ -155,3 +155,15 @@ def test_several_photos_dropped_on_an_open_photo_are_offered_its_edit(window: Ma
     window._on_files_dropped([*frames, str(shoot / "old.icps")])  # now they are the rest of the shoot
     assert shown == [frames] and window.jobs_idle() and not window.ext.batch.runs
     assert window.doc.path == frames[0]
+
+
+def test_a_relative_folder_lies_beside_the_photos(window: MainWindow, qtbot, shoot: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    open_sample(window, qtbot)
+    monkeypatch.chdir(shoot.parent)  # not where the photos are
+    run = window.ext.batch.start(BatchChoice((str(shoot / "frame1.png"),), "graded", PNG8))
+    assert run is not None and run.folder == str(shoot / "graded")
+    qtbot.waitUntil(lambda: _ended(window), timeout=WAIT_MS)
+    assert (shoot / "graded" / "frame1_relit.png").exists() and not (shoot.parent / "graded").exists()
+    box = window.ext.batch.summary_box
+    if box is not None:
+        box.close()

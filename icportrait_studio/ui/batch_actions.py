@@ -199,7 +199,6 @@ class BatchApply:
         self.action.setEnabled(False)
         self.action.triggered.connect(lambda: self.open_dialog())
         self.runs: list[BatchRun] = []
-        self.pending: dict[int, BatchRun] = {}  # job id -> its batch
         self.summary_box: QMessageBox | None = None
 
     def open_dialog(self, photos: list[str] | None = None) -> BatchDialog | None:
@@ -234,7 +233,11 @@ class BatchApply:
         if doc is None or not choice.photos:
             return None
         ext, bits, to_srgb = EXPORT_FILTERS.get(choice.file_type, (".png", 8, False))
-        items = plan_batch(choice.photos, choice.folder, ext=ext, suffix=choice.suffix)
+        # "~/out" is the home folder's; a bare "relit" lies beside the photos, not in the app's working folder
+        folder = os.path.expanduser(choice.folder)
+        if not os.path.isabs(folder):
+            folder = os.path.join(os.path.dirname(os.path.abspath(choice.photos[0])), folder)
+        items = plan_batch(choice.photos, folder, ext=ext, suffix=choice.suffix)
         there = existing_targets(items)
         if there:
             existing = existing or self._ask_existing(there)
@@ -243,20 +246,19 @@ class BatchApply:
             if existing == "keep":
                 items = keep_both(items)
         try:
-            os.makedirs(choice.folder, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            win._error("Cannot apply the edit", f"Cannot create the folder {choice.folder}: {exc.strerror or exc}")
+            win._error("Cannot apply the edit", f"Cannot create the folder {folder}: {exc.strerror or exc}")
             return None
         state = doc.snapshot()
-        run = BatchRun(choice.folder, len(items))
+        run = BatchRun(folder, len(items))
         self.runs.append(run)
         for i, item in enumerate(items, 1):
-            job = win.bridge.submit(self._work(item, state.rig, state.view, state.backend, bits, to_srgb),
+            win.bridge.submit(self._work(item, state.rig, state.view, state.backend, bits, to_srgb),
                                     label=f"Apply edit {i}/{len(items)}: {item.source.name}", priority=BATCH_PRIORITY,
                                     on_done=lambda out, r=run: self._ended(r, out),
                                     on_error=lambda msg, r=run, it=item: self._ended(r, (it.source, msg)),
                                     on_cancel=lambda r=run: self._ended(r, None))
-            self.pending[job.id] = run
         win.statusBar().showMessage(f"Applying the edit to {len(items)} photo(s)…", 4000)
         return run
 
@@ -296,7 +298,6 @@ class BatchApply:
         if run.ended < run.total:
             return
         self.runs.remove(run)
-        self.pending = {k: v for k, v in self.pending.items() if v is not run}
         head, details = run.summary()
         self.win.statusBar().showMessage(head, 15000)
         if run.failed or details:
