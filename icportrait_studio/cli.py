@@ -46,6 +46,8 @@ def rig_from_args(args: argparse.Namespace) -> LightRig:
         changes["specular"] = args.specular
     if args.keep_catchlights:
         changes["catchlights"] = False
+    if args.keep_texture:
+        changes["keep_texture"] = True
     data = base.to_dict()
     data.update({k: v for k, v in changes.items() if k != "lights"})
     data["lights"] = [lt.to_dict() for lt in lights]
@@ -79,6 +81,9 @@ def add_rig_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relight-background", action="store_true", help="light the background too")
     p.add_argument("--keep-catchlights", action="store_true",
                    help="leave the eyes' catchlights as the photo has them (default: moved to the rig's lights)")
+    p.add_argument("--keep-texture", action="store_true",
+                   help="where the rig brightens the face far beyond the photo's light, keep the photo's own fine "
+                        "skin detail (default: the other side's skin, which leaves no trace of the photo's shadow)")
 
 
 def cmd_relight(args: argparse.Namespace) -> int:

@@ -97,6 +97,9 @@ def test_cli_keep_catchlights() -> None:
     add_rig_arguments(p)
     assert rig_from_args(p.parse_args(["--preset", "loop"])).catchlights
     assert not rig_from_args(p.parse_args(["--preset", "loop", "--keep-catchlights"])).catchlights
+    assert not rig_from_args(p.parse_args(["--preset", "loop"])).keep_texture
+    kept = rig_from_args(p.parse_args(["--preset", "loop", "--keep-texture"]))
+    assert kept.keep_texture and LightRig.from_dict(kept.to_dict()) == kept
 
 
 def test_a_turned_head_gets_the_rigs_catchlights_too(big) -> None:

@@ -314,3 +314,37 @@ def test_the_photo_is_not_multiplied_up_where_the_rig_outshines_its_light(sample
     np.testing.assert_allclose(dirty[inner_full], clean[inner_full], atol=1e-5)
     outside = ~cv2.dilate(inner_full.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     np.testing.assert_array_equal(dirty[outside], clean[outside])
+
+
+def test_keep_texture_lights_the_fill_with_the_photos_own_detail(sample_rgb, sample_analysis, sample_context) -> None:
+    """With ``keep_texture`` the side the rig brightens far beyond the photo's light keeps that skin's own
+    fine detail (the photo over its blur) on the fill's colour, instead of the fill alone."""
+    from dataclasses import replace
+
+    from icportrait_studio.lighting.relight import GAIN_TRUST, gain_maps
+
+    ctx = sample_context
+    rig = LightRig(lights=(Light(azimuth=80, elevation=0, intensity=2.0),), ambient=0.0, specular=0.0)
+    _gain, _bias, target = gain_maps(ctx, rig)
+    raised = target.mean(axis=2) * ctx.reference / np.maximum(ctx.source_shading, 0.05)
+    far = cv2.erode(((ctx.person > 0.99) & (raised >= GAIN_TRUST[1])).astype(np.uint8), np.ones((5, 5), np.uint8))
+    h, w = sample_rgb.shape[:2]
+    far_full = cv2.resize(far, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert far_full.sum() > 500
+    plain, _ = relight_image(sample_rgb, ctx, rig, sample_analysis)
+    textured, _ = relight_image(sample_rgb, ctx, replace(rig, keep_texture=True), sample_analysis)
+
+    def detail(img: np.ndarray) -> np.ndarray:
+        lum = img @ LUMA
+        return (lum - cv2.GaussianBlur(lum, (0, 0), 3.0))[far_full]
+
+    own = detail(sample_rgb)
+    corr = [float(np.corrcoef(detail(x), own)[0, 1]) for x in (plain, textured)]
+    assert corr[1] > 0.7 and corr[1] > corr[0] + 0.3, corr  # the photo's own fine detail is there, not the fill's
+    # ... on about the fill's brightness (the photo's own shading finer than the blur stays with the detail)
+    ratio = float((textured[far_full] @ LUMA).mean() / (plain[far_full] @ LUMA).mean())
+    assert 0.85 < ratio < 1.15
+    scribbled = sample_rgb.copy()
+    scribbled[far_full] *= 0.5
+    darker, _ = relight_image(scribbled, ctx, replace(rig, keep_texture=True), sample_analysis)
+    assert float((darker[far_full] @ LUMA).mean()) < 0.7 * float((textured[far_full] @ LUMA).mean())

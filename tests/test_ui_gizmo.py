@@ -265,6 +265,13 @@ def test_controls_edit_model(panel):
     assert panel.catchlights_check.isChecked() and panel.rig().catchlights
     panel.catchlights_check.setChecked(False)
     assert not panel.rig().catchlights and edits[-1] == ("Move catchlights off", True)
+    assert not panel.texture_check.isChecked() and not panel.rig().keep_texture
+    panel.texture_check.setChecked(True)
+    assert panel.rig().keep_texture and edits[-1] == ("Keep own skin texture on", True)
+    panel.applyPreset(panel._presets[0].name)  # a choice about the photo: a preset keeps it
+    assert panel.rig().keep_texture and panel.texture_check.isChecked()
+    panel.setRig(LightRig(lights=(Light(),)))
+    assert not panel.texture_check.isChecked()
 
 
 def test_set_rig_does_not_emit(panel, qtbot):

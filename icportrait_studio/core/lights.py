@@ -160,6 +160,9 @@ class LightRig:
     name: str = ""
     # move the eyes' catchlights to where the rig's lights reflect (False: keep the photo's own)
     catchlights: bool = True
+    # where the rig brightens the face far beyond the photo's light, keep the photo's own fine skin detail
+    # there (a mole, a scar) rather than the fill's (the mirror side's): see ``lighting.relight.GAIN_TRUST``
+    keep_texture: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lights", tuple(self.lights))
@@ -185,6 +188,7 @@ class LightRig:
             "specular": self.specular,
             "roughness": self.roughness,
             "catchlights": self.catchlights,
+            "keep_texture": self.keep_texture,
         }
 
     @classmethod
@@ -192,7 +196,7 @@ class LightRig:
         if not isinstance(data, dict):
             raise InputError("a rig must be a JSON object")
         known = {"name", "lights", "ambient", "keep_original", "relight_background", "specular", "roughness",
-                 "catchlights", "description"}
+                 "catchlights", "keep_texture", "description"}
         unknown = set(data) - known
         if unknown:
             raise InputError(f"unknown rig field(s): {', '.join(sorted(unknown))}")

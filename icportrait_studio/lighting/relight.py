@@ -39,6 +39,10 @@ MAX_GAIN = 6.0
 # a dark mark on well-lit skin stays a mark. Side-lit Yale photos relit (benchmark CLI, linear): si-MSE
 # 0.0152 -> 0.0138; every Yale lighting as the input: 45 of 64 better, 1 worse (bench/RESULTS.md).
 GAIN_TRUST = (1.5, 3.0)
+# With the rig's ``keep_texture`` the fill taking over there keeps the photo's own fine detail (the photo
+# over its blur at this many face widths): a mole on the brightened side stays, and so do the narrow
+# streaks of the photo's shadow (the accuracy gain above falls to about a third: bench/RESULTS.md).
+TEXTURE_REACH = 0.02
 GAIN_MAPS_KEPT = 2  # rigs whose gain maps a context keeps (the turning head's and the still shoulders')
 MATTE_FLOOR = 1e-3
 MATTE_EDGE = (0.5, 0.98)  # matte values over which relighting fades in at the person's edge
@@ -91,6 +95,9 @@ class RelightContext:
     cache: dict = field(default_factory=dict, repr=False)  # rig-independent maps derived on first use
     # HxW in (0, 1]: the photo's own skin shine taken out (see ``_shine``); None: none found
     shine: np.ndarray | None = None
+    # HxWx3: the fill's albedo over the photo's blurred light (``TEXTURE_REACH``), over the reference: the
+    # gain that lights the fill with the photo's own fine detail (a rig's ``keep_texture``)
+    texture: np.ndarray | None = None
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], interp=cv2.INTER_AREA) -> np.ndarray:
@@ -233,9 +240,13 @@ def prepare(rgb_linear: np.ndarray, analysis: FaceAnalysis, *, side: int = 320, 
                     near[take] = (smooth_blur(albedo * lend[..., None], reach * fw)[take] / den[take][:, None])
                     reached |= take
         fill = fill + clipped[..., None] * (near - fill)
+    # the photo's local light within the person (a blur across the outline would mix in the backdrop)
+    blurred = normalized_blur(np.ascontiguousarray(img, dtype=np.float32), person, sigma=TEXTURE_REACH * fw + 0.3)
+    texture = reliability[..., None] * fill / np.maximum(blurred, 2e-3) / np.float32(reference)
     return RelightContext(geometry=geometry, source=source, source_shading=src_u.astype(np.float32),
                           reliability=reliability.astype(np.float32), albedo_fill=fill.astype(np.float32),
                           reference=reference, person=person, size=size, box=box, shine=shine,
+                          texture=texture.astype(np.float32),
                           whole_frame=None if box is None else
                           (lambda: prepare(rgb_linear, analysis, side=side, limit=limit, boxed=False)))
 
@@ -321,12 +332,12 @@ def _extend(values: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
     return np.where(keep, values, reach * grow + (1.0 - reach) * values).astype(np.float32)
 
 
-def _rig_factors(ctx: RelightContext, extended: bool
-                 ) -> tuple[ShadingGeometry, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(geometry, a, b, lent, inverse source) with gain = target_raw × a and bias = target_raw × b +
-    specular, cached per context; ``lent`` (the fill's albedo where the photo's own is trusted) and the
+def _rig_factors(ctx: RelightContext, extended: bool) -> tuple[ShadingGeometry, np.ndarray, np.ndarray,
+                                                                np.ndarray, np.ndarray, np.ndarray | None]:
+    """(geometry, a, b, lent, inverse source, texture) with gain = target_raw × a and bias = target_raw × b
+    + specular, cached per context; ``lent`` (the fill's albedo where the photo's own is trusted) and the
     inverse source shading let ``_gain_maps`` move trust from the photo to the fill where a rig's gain is
-    high (``GAIN_TRUST``).
+    high (``GAIN_TRUST``), ``texture`` (the context's) doing it with the photo's own detail kept.
 
     ``extended``: the person's geometry and factors are pushed a little past the person's edge, so the
     low-resolution maps carry the edge's own values there and upsampling never mixes in the background
@@ -343,6 +354,7 @@ def _rig_factors(ctx: RelightContext, extended: bool
     b = ((1.0 - ctx.reliability)[..., None] * ctx.albedo_fill / ref).astype(np.float32)
     lent = (ctx.reliability[..., None] * ctx.albedo_fill / ref).astype(np.float32)
     inv_source = (1.0 / np.maximum(ctx.source_shading, 0.05)).astype(np.float32)
+    texture = ctx.texture
     geometry = ctx.geometry
     inside = ctx.person > 0.5
     if extended and inside.any() and not inside.all():
@@ -354,7 +366,8 @@ def _rig_factors(ctx: RelightContext, extended: bool
                            skin=_extend(geometry.skin, inside, sigma), occlusion=occlusion)
         a, b = _extend(a, inside, sigma), _extend(b, inside, sigma)
         lent, inv_source = _extend(lent, inside, sigma), _extend(inv_source, inside, sigma)
-    hit = (geometry, a, b, lent, inv_source)
+        texture = None if texture is None else _extend(texture, inside, sigma)
+    hit = (geometry, a, b, lent, inv_source, texture)
     ctx.cache[key] = hit
     return hit
 
@@ -383,7 +396,7 @@ def _gain_maps(ctx: RelightContext, rig: LightRig, shadows: bool) -> tuple[np.nd
         if frame is None:
             frame = ctx.cache["whole-frame"] = ctx.whole_frame()
         return _gain_maps(frame, rig, shadows)
-    geometry, a, b, lent, inv_source = _rig_factors(ctx, extended=not rig.relight_background)
+    geometry, a, b, lent, inv_source, texture = _rig_factors(ctx, extended=not rig.relight_background)
     diffuse, spec = render_rig(geometry, rig, shadows=shadows)
     # where the rig lights a point much more than the photo did, what the photo shows there (its shadow,
     # as the model failed to explain it, and its noise) would be multiplied up: the fill's albedo takes over
@@ -392,7 +405,13 @@ def _gain_maps(ctx: RelightContext, rig: LightRig, shadows: bool) -> tuple[np.nd
     trust = np.clip((np.float32(hi) - raised) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
     gain = diffuse * (a * trust)[..., None]
     np.minimum(gain, np.float32(MAX_GAIN), out=gain)
-    bias = diffuse * (b + lent * (1.0 - trust)[..., None])
+    if rig.keep_texture and texture is not None:
+        # the fill, lit with the photo's own fine detail: a gain that brings the photo's local light to the
+        # fill's (bounded by construction, so not capped: the cap would darken the brightened side)
+        gain += diffuse * texture * (1.0 - trust)[..., None]
+        bias = diffuse * b
+    else:
+        bias = diffuse * (b + lent * (1.0 - trust)[..., None])
     if rig.specular > 0:
         bias += spec * np.float32(0.5 / ctx.reference)
     k = np.float32(rig.keep_original)

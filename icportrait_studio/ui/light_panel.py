@@ -204,12 +204,17 @@ class LightPanel(QWidget):
         self.catchlights_check = QCheckBox("Move catchlights", self)
         self.catchlights_check.setToolTip("The lights' reflections in the eyes follow the rig "
                                           "(off: the eyes keep the photo's own)")
+        self.texture_check = QCheckBox("Keep own skin texture", self)
+        self.texture_check.setToolTip("Where the lights brighten the face far beyond the photo's light (its "
+                                      "shadow side), keep that skin's own detail, a mole or a scar (off: the "
+                                      "other side's skin is lent there, which leaves no trace of the shadow)")
         form = QFormLayout(group)
         form.addRow("Ambient", self.ambient)
         form.addRow("Keep original", self.keep_original)
         form.addRow("Specular", self.specular)
         form.addRow(self.background_check)
         form.addRow(self.catchlights_check)
+        form.addRow(self.texture_check)
         return group
 
     def _connect(self) -> None:
@@ -249,6 +254,8 @@ class LightPanel(QWidget):
             lambda on: self._edit_rig(f"Relight background {'on' if on else 'off'}", True, relight_background=on))
         self.catchlights_check.toggled.connect(
             lambda on: self._edit_rig(f"Move catchlights {'on' if on else 'off'}", True, catchlights=on))
+        self.texture_check.toggled.connect(
+            lambda on: self._edit_rig(f"Keep own skin texture {'on' if on else 'off'}", True, keep_texture=on))
 
     # ----------------------------------------------------------------- model
     def rig(self) -> LightRig:
@@ -372,9 +379,10 @@ class LightPanel(QWidget):
         preset = next((p for p in self._presets if p.name == name), None)
         if preset is None:
             return
-        # The background and catchlight switches are choices about the photo, not the lighting pattern: kept.
+        # The background, catchlight and texture switches are choices about the photo, not the lighting
+        # pattern: kept.
         self._rig = replace(preset.rig, name=preset.name, relight_background=self._rig.relight_background,
-                            catchlights=self._rig.catchlights)
+                            catchlights=self._rig.catchlights, keep_texture=self._rig.keep_texture)
         self._set_selected(0 if self._rig.lights else -1)
         self._emit_edit(f"Preset: {preset.name}", True)
 
@@ -432,6 +440,7 @@ class LightPanel(QWidget):
             self.specular.setValue(self._rig.specular)
             self.background_check.setChecked(self._rig.relight_background)
             self.catchlights_check.setChecked(self._rig.catchlights)
+            self.texture_check.setChecked(self._rig.keep_texture)
             self._sync_preset_combo()
         finally:
             for w, was in zip(widgets, blocked, strict=True):
