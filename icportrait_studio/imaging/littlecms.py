@@ -26,7 +26,7 @@ __all__ = ["apply", "rgb_transform"]
 @functools.lru_cache(maxsize=8)
 def rgb_transform(src_icc: bytes, dst_icc: bytes) -> object | None:
     """LittleCMS's transform between two RGB profiles (8-bit codes to 8-bit codes), or None where either
-    is not an RGB profile or LittleCMS refuses it (damaged)."""
+    is not an RGB profile or LittleCMS refuses it (damaged: never an exception)."""
     from PIL import ImageCms
 
     if color_space(src_icc) != b"RGB " or color_space(dst_icc) != b"RGB ":
@@ -36,7 +36,7 @@ def rgb_transform(src_icc: bytes, dst_icc: bytes) -> object | None:
                                        ImageCms.ImageCmsProfile(io.BytesIO(dst_icc)), "RGB", "RGB",
                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
                                        flags=ImageCms.Flags.NOCACHE | ImageCms.Flags.HIGHRESPRECALC)
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+    except Exception:  # a damaged or hostile profile reads as none, whatever LittleCMS makes of it
         return None
 
 

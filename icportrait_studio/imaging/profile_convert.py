@@ -42,10 +42,7 @@ def by_tables(icc: bytes | None) -> bool:
     LittleCMS on 8-bit codes (``imaging.littlecms``), not at the held values' full precision."""
     if not icc or _safe_space(icc) is not None:
         return False
-    try:
-        return littlecms.rgb_transform(bytes(icc), srgb_icc()) is not None
-    except Exception:
-        return False
+    return littlecms.rgb_transform(bytes(icc), srgb_icc()) is not None
 
 
 def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:
@@ -66,10 +63,7 @@ def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | Non
 
 
 def _through_littlecms(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:
-    try:
-        transform = littlecms.rgb_transform(bytes(src_icc or srgb_icc()), bytes(dst_icc or srgb_icc()))
-    except Exception:  # a damaged profile is one this module does not read, never a failed import
-        return None
+    transform = littlecms.rgb_transform(bytes(src_icc or srgb_icc()), bytes(dst_icc or srgb_icc()))
     if transform is None:
         return None
     return decode_to_linear(littlecms.apply(transform, encode_from_linear(rgb, 8)))

@@ -87,6 +87,9 @@ class RelightContext:
     reference: float  # best-lit skin (90th percentile) shading under a frontal unit light
     person: np.ndarray  # HxW float32 soft matte at the shading size
     size: tuple[int, int]  # (w, h) of the whole frame at the shading size
+    # HxWx3: the fill's albedo over the photo's blurred light (``TEXTURE_REACH``), over the reference: the
+    # gain that lights the fill with the photo's own fine detail (a rig's ``keep_texture``)
+    texture: np.ndarray
     # (x0, y0, x1, y1) at the shading size: the maps above cover only this box around the person (a
     # full-length portrait), and the gain maps are extended from it to the whole frame; None: the frame
     box: tuple[int, int, int, int] | None = None
@@ -95,9 +98,6 @@ class RelightContext:
     cache: dict = field(default_factory=dict, repr=False)  # rig-independent maps derived on first use
     # HxW in (0, 1]: the photo's own skin shine taken out (see ``_shine``); None: none found
     shine: np.ndarray | None = None
-    # HxWx3: the fill's albedo over the photo's blurred light (``TEXTURE_REACH``), over the reference: the
-    # gain that lights the fill with the photo's own fine detail (a rig's ``keep_texture``)
-    texture: np.ndarray | None = None
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], interp=cv2.INTER_AREA) -> np.ndarray:
@@ -333,7 +333,7 @@ def _extend(values: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _rig_factors(ctx: RelightContext, extended: bool) -> tuple[ShadingGeometry, np.ndarray, np.ndarray,
-                                                                np.ndarray, np.ndarray, np.ndarray | None]:
+                                                                np.ndarray, np.ndarray, np.ndarray]:
     """(geometry, a, b, lent, inverse source, texture) with gain = target_raw × a and bias = target_raw × b
     + specular, cached per context; ``lent`` (the fill's albedo where the photo's own is trusted) and the
     inverse source shading let ``_gain_maps`` move trust from the photo to the fill where a rig's gain is
@@ -366,7 +366,7 @@ def _rig_factors(ctx: RelightContext, extended: bool) -> tuple[ShadingGeometry, 
                            skin=_extend(geometry.skin, inside, sigma), occlusion=occlusion)
         a, b = _extend(a, inside, sigma), _extend(b, inside, sigma)
         lent, inv_source = _extend(lent, inside, sigma), _extend(inv_source, inside, sigma)
-        texture = None if texture is None else _extend(texture, inside, sigma)
+        texture = _extend(texture, inside, sigma)
     hit = (geometry, a, b, lent, inv_source, texture)
     ctx.cache[key] = hit
     return hit
@@ -405,7 +405,7 @@ def _gain_maps(ctx: RelightContext, rig: LightRig, shadows: bool) -> tuple[np.nd
     trust = np.clip((np.float32(hi) - raised) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
     gain = diffuse * (a * trust)[..., None]
     np.minimum(gain, np.float32(MAX_GAIN), out=gain)
-    if rig.keep_texture and texture is not None:
+    if rig.keep_texture:
         # the fill, lit with the photo's own fine detail: a gain that brings the photo's local light to the
         # fill's (bounded by construction, so not capped: the cap would darken the brightened side)
         gain += diffuse * texture * (1.0 - trust)[..., None]
