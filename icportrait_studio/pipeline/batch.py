@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +37,7 @@ class ItemOutcome:
 
     item: BatchItem
     error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    info: dict = field(default_factory=dict)  # the relight's report (timings, encoding, source light…)
+    info: dict = field(default_factory=dict)  # the relight's report (timings, encoding, warnings…)
     traceback: str | None = None  # only for an internal error: the details a bug report needs
     seconds: float = 0.0
 
@@ -46,11 +45,15 @@ class ItemOutcome:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.info.get("warnings", []))
 
-def _numbered(path: Path, taken: set[Path]) -> Path:
-    """``path``, or "name (2).ext", "name (3).ext"… : the first that is not in ``taken`` nor on disk."""
+
+def _numbered(path: Path, taken: Callable[[Path], bool]) -> Path:
+    """``path``, or "name (2).ext", "name (3).ext"…: the first that ``taken`` does not claim."""
     candidate, n = path, 1
-    while candidate in taken or candidate.exists():
+    while taken(candidate):
         n += 1
         candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
     return candidate
@@ -68,11 +71,7 @@ def plan_batch(inputs: Sequence[str | Path], folder: str | Path, *, ext: str = "
     taken: set[Path] = set()
     items = []
     for src in sources:
-        target = folder / f"{src.stem}{suffix}{ext}"
-        n = 1
-        while target in taken or target.resolve() in protected:
-            n += 1
-            target = folder / f"{src.stem}{suffix} ({n}){ext}"
+        target = _numbered(folder / f"{src.stem}{suffix}{ext}", lambda p: p in taken or p.resolve() in protected)
         taken.add(target)
         items.append(BatchItem(src, target))
     return items
@@ -90,7 +89,7 @@ def keep_both(items: Sequence[BatchItem]) -> list[BatchItem]:
     for it in items:
         if it.target.exists():
             taken.discard(it.target)
-            target = _numbered(it.target, taken)
+            target = _numbered(it.target, lambda p: p in taken or p.exists())
             taken.add(target)
             it = BatchItem(it.source, target)
         out.append(it)
@@ -114,7 +113,6 @@ def relight_item(item: BatchItem, rig: LightRig, *, view: ViewPose | None = None
                            to_srgb=to_srgb, bit_depth=bit_depth, keep_analysis=keep_analysis, progress=progress,
                            cancel=cancel)
         outcome.info = res.info
-        outcome.warnings = list(res.info.get("warnings", []))
     except CancelledError:
         raise
     except ICPortraitError as exc:
