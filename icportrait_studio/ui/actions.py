@@ -81,7 +81,7 @@ class Actions:
     about: QAction
 
 
-def _action(parent: QWidget, text: str, shortcut: str | list[str] | QKeySequence.StandardKey | None = None,
+def make_action(parent: QWidget, text: str, shortcut: str | list[str] | QKeySequence.StandardKey | None = None,
             tip: str = "", icon_name: str = "", checkable: bool = False) -> QAction:
     a = QAction(text, parent)
     if isinstance(shortcut, list):
@@ -99,43 +99,43 @@ def _action(parent: QWidget, text: str, shortcut: str | list[str] | QKeySequence
 
 def create_actions(win: QMainWindow) -> Actions:
     overlays = {
-        "none": _action(win, "No Overlay", "0", "Hide analysis overlays", checkable=True),
-        "normals": _action(win, "Normals", "N", "Show the estimated surface normals", checkable=True),
-        "shading": _action(win, "Shading Only", "H", "Show only the rig's shading, without the photo",
+        "none": make_action(win, "No Overlay", "0", "Hide analysis overlays", checkable=True),
+        "normals": make_action(win, "Normals", "N", "Show the estimated surface normals", checkable=True),
+        "shading": make_action(win, "Shading Only", "H", "Show only the rig's shading, without the photo",
                            checkable=True),
-        "matte": _action(win, "Matte", "T", "Show the person matte (what gets relit)", checkable=True),
+        "matte": make_action(win, "Matte", "T", "Show the person matte (what gets relit)", checkable=True),
     }
     group = QActionGroup(win)
     for a in overlays.values():
         group.addAction(a)
     overlays["none"].setChecked(True)
     return Actions(
-        open=_action(win, "&Open…", QKeySequence.StandardKey.Open, "Open a portrait or an .icps project", "open"),
-        open_linear=_action(win, "Open as &Linear Light…", None,
+        open=make_action(win, "&Open…", QKeySequence.StandardKey.Open, "Open a portrait or an .icps project", "open"),
+        open_linear=make_action(win, "Open as &Linear Light…", None,
                             "Open an image whose values are proportional to light but say nothing about it "
                             "(a machine-vision or scientific capture, a linear export without a profile)"),
-        save=_action(win, "&Save Project", QKeySequence.StandardKey.Save, "Save the project (.icps)", "save"),
-        save_as=_action(win, "Save Project &As…", "Ctrl+Shift+S", "Save the project under a new name"),
-        export=_action(win, "&Export Image…", "Ctrl+E", "Export the result as PNG, JPEG or 16-bit TIFF", "export"),
-        import_layer=_action(win, "&Import Image as Layer…", "Ctrl+Shift+I", "Add an image as a new layer"),
-        quit=_action(win, "&Quit", QKeySequence.StandardKey.Quit, "Quit IC-Portrait Studio"),
-        undo=_action(win, "&Undo", ["Ctrl+Z"], "Undo the last edit", "undo"),
-        redo=_action(win, "&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the edit undone last", "redo"),
-        fit=_action(win, "&Fit to Window", "F", "Fit the whole image in the window", "fit"),
-        zoom_100=_action(win, "Actual Pixels (100%)", "1", "One image pixel per screen pixel", "zoom-100"),
-        zoom_in=_action(win, "Zoom &In", ["Ctrl++", "Ctrl+="], "Zoom in"),
-        zoom_out=_action(win, "Zoom &Out", "Ctrl+-", "Zoom out"),
-        before=_action(win, "Show &Before", "B", "Toggle between the original photo and the result",
+        save=make_action(win, "&Save Project", QKeySequence.StandardKey.Save, "Save the project (.icps)", "save"),
+        save_as=make_action(win, "Save Project &As…", "Ctrl+Shift+S", "Save the project under a new name"),
+        export=make_action(win, "&Export Image…", "Ctrl+E", "Export the result as PNG, JPEG or 16-bit TIFF", "export"),
+        import_layer=make_action(win, "&Import Image as Layer…", "Ctrl+Shift+I", "Add an image as a new layer"),
+        quit=make_action(win, "&Quit", QKeySequence.StandardKey.Quit, "Quit IC-Portrait Studio"),
+        undo=make_action(win, "&Undo", ["Ctrl+Z"], "Undo the last edit", "undo"),
+        redo=make_action(win, "&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the edit undone last", "redo"),
+        fit=make_action(win, "&Fit to Window", "F", "Fit the whole image in the window", "fit"),
+        zoom_100=make_action(win, "Actual Pixels (100%)", "1", "One image pixel per screen pixel", "zoom-100"),
+        zoom_in=make_action(win, "Zoom &In", ["Ctrl++", "Ctrl+="], "Zoom in"),
+        zoom_out=make_action(win, "Zoom &Out", "Ctrl+-", "Zoom out"),
+        before=make_action(win, "Show &Before", "B", "Toggle between the original photo and the result",
                        "before-after", checkable=True),
-        split=_action(win, "&Split Before/After", "Y", "Original on the left of a draggable line, result on "
+        split=make_action(win, "&Split Before/After", "Y", "Original on the left of a draggable line, result on "
                       "the right", "split", checkable=True),
-        mesh=_action(win, "Face &Mesh", "M", "Show the detected face mesh", "mesh", checkable=True),
+        mesh=make_action(win, "Face &Mesh", "M", "Show the detected face mesh", "mesh", checkable=True),
         overlays=overlays,
-        cancel_jobs=_action(win, "&Cancel All Jobs", "Ctrl+.", "Cancel every queued and running job", "cancel"),
-        save_preset=_action(win, "&Save Rig as Preset…", None,
+        cancel_jobs=make_action(win, "&Cancel All Jobs", "Ctrl+.", "Cancel every queued and running job", "cancel"),
+        save_preset=make_action(win, "&Save Rig as Preset…", None,
                             "Keep the current lights as a preset of your own (also for `icportrait --preset`)"),
-        shortcuts=_action(win, "&Keyboard Shortcuts", "F1", "List the keyboard shortcuts"),
-        about=_action(win, "&About IC-Portrait Studio"),
+        shortcuts=make_action(win, "&Keyboard Shortcuts", "F1", "List the keyboard shortcuts"),
+        about=make_action(win, "&About IC-Portrait Studio"),
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -46,7 +46,7 @@ from icportrait_studio.pipeline.batch import (
     plan_batch,
     relight_item,
 )
-from icportrait_studio.ui.actions import EXPORT_FILTERS, IMAGE_FILTER
+from icportrait_studio.ui.actions import EXPORT_FILTERS, IMAGE_FILTER, make_action
 
 if TYPE_CHECKING:
     from icportrait_studio.ui.main_window import MainWindow
@@ -191,11 +191,9 @@ class BatchApply:
 
     def __init__(self, win: MainWindow) -> None:
         self.win = win
-        self.action = QAction("Apply Edit to &Photos…", win)
-        self.action.setShortcut(QKeySequence("Ctrl+Shift+B"))
-        tip = "Relight other photos with this photo's lights and head turn, into a folder of your choice"
-        self.action.setToolTip(f"{tip}  (Ctrl+Shift+B)")
-        self.action.setStatusTip(tip)
+        self.action = make_action(win, "Apply Edit to &Photos…", "Ctrl+Shift+B",
+                                  "Relight other photos with this photo's lights and head turn, into a folder "
+                                  "of your choice")
         self.action.setEnabled(False)
         self.action.triggered.connect(lambda: self.open_dialog())
         self.runs: list[BatchRun] = []
