@@ -70,20 +70,25 @@ def test_a_linear_photo_is_undone_with_srgbs_curve_not_its_profiles() -> None:
     assert np.abs(shown.astype(int) - ref.astype(int)).mean() < 1.0
 
 
-def _gray_profile(gamma_u8fixed8: int) -> bytes:
-    """A minimal gray profile: header, a kTRC gamma curve and a white point."""
-    curv = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, gamma_u8fixed8) + b"\x00\x00"
-    wtpt = b"XYZ \x00\x00\x00\x00" + struct.pack(">3i", 63190, 65536, 54061)
-    tags = [(b"kTRC", curv), (b"wtpt", wtpt)]
+D50_WHITE = b"XYZ \x00\x00\x00\x00" + struct.pack(">3i", 63190, 65536, 54061)
+
+
+def _profile(device_class: bytes, space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """A minimal ICC profile: a header, the tag table and the tags' bodies (each padded to 4 bytes)."""
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for sig, body in tags:
         table += struct.pack(">4sII", sig, offset + len(data), len(body))
-        data += body
-    size = offset + len(data)
-    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, b"mntr", b"GRAY", b"XYZ ")
+        data += body + bytes(-len(body) % 4)
+    header = struct.pack(">I4sI4s4s4s", offset + len(data), b"lcms", 0x02100000, device_class, space, b"XYZ ")
     header = header.ljust(36, b"\x00") + b"acsp" + bytes(128 - 40)
     return header + struct.pack(">I", len(tags)) + table + data
+
+
+def _gray_profile(gamma_u8fixed8: int) -> bytes:
+    """A minimal gray profile: a kTRC gamma curve and a white point."""
+    curv = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, gamma_u8fixed8) + b"\x00\x00"
+    return _profile(b"mntr", b"GRAY", [(b"kTRC", curv), (b"wtpt", D50_WHITE)])
 
 
 def test_a_gray_profile_uses_its_own_curve() -> None:
@@ -151,16 +156,7 @@ def _lut_profile(curve: np.ndarray, to_xyz: np.ndarray, grid: int = 9) -> bytes:
     mft2 = (b"mft2" + bytes(4) + struct.pack(">BBBB", 3, 3, grid, 0)
             + struct.pack(">9i", 65536, 0, 0, 0, 65536, 0, 0, 0, 65536) + struct.pack(">HH", len(curve), 2)
             + inputs.tobytes() + clut.tobytes() + outputs.tobytes())
-    wtpt = b"XYZ \x00\x00\x00\x00" + struct.pack(">3i", 63190, 65536, 54061)
-    tags = [(b"A2B0", mft2), (b"wtpt", wtpt)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        table += struct.pack(">4sII", sig, offset + len(data), len(body))
-        data += body + bytes(-len(body) % 4)
-    header = struct.pack(">I4sI4s4s4s", offset + len(data), b"lcms", 0x02100000, b"scnr", b"RGB ", b"XYZ ")
-    header = header.ljust(36, b"\x00") + b"acsp" + bytes(128 - 40)
-    return header + struct.pack(">I", len(tags)) + table + data
+    return _profile(b"scnr", b"RGB ", [(b"A2B0", mft2), (b"wtpt", D50_WHITE)])
 
 
 def _adobe_as_tables() -> tuple[bytes, bytes]:
