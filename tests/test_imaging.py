@@ -597,3 +597,29 @@ def test_atomic_write_gives_saved_files_normal_permissions_and_words_failures(tm
     with pytest.raises(InputError, match=r"Cannot save .*No space left on device"):
         atomic_write(target, fail)
     assert target.read_text() == "[]" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temp left
+
+
+def test_exit_during_a_background_save_leaves_no_temp_file(tmp_path: Path) -> None:
+    """The app's worker threads are daemons: quitting while one saves stops it mid-write. The temp file it
+    was writing must not stay behind in the user's folder."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import threading
+        from pathlib import Path
+        from icportrait_studio.imaging.atomic import atomic_write
+        started = threading.Event()
+        def write(tmp):
+            Path(tmp).write_bytes(b"half an image")
+            started.set()
+            threading.Event().wait()  # a save that never finishes before the process exits
+        threading.Thread(target=atomic_write, args=({str(tmp_path / 'out.png')!r}, write), daemon=True).start()
+        assert started.wait(10)
+        print(sorted(p.name for p in Path({str(tmp_path)!r}).iterdir()))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().startswith("['.out.png.")  # the half-written temp file existed at exit ...
+    assert list(tmp_path.iterdir()) == []  # ... and is gone, and no result was published

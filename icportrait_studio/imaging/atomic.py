@@ -4,15 +4,20 @@ Every file the app writes (images, projects, exports, reports, settings) goes th
 a temp file in the target's folder, fsync, the permissions any saved file gets (or the mode the old
 file had: the temp file starts private), a rename over the target, then an fsync of the folder so the
 rename survives a power cut. An OS failure becomes an ``InputError`` worded for a person.
+A temp file still being written when the process exits (the app quit while a background save ran
+on, past the worker's shutdown wait) is removed at exit, so no hidden half-file is left beside the
+user's results.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +35,8 @@ def atomic_write(path: str | Path, write: Callable[[str], object], *, suffix: st
     except OSError as exc:
         raise InputError(f"Cannot save '{path}': {describe_os_error(exc)}") from exc
     os.close(fd)
+    with _unfinished_lock:
+        _unfinished.add(tmp)
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -42,7 +49,25 @@ def atomic_write(path: str | Path, write: Callable[[str], object], *, suffix: st
         if isinstance(exc, OSError):
             raise InputError(f"Cannot save '{path}': {describe_os_error(exc)}") from exc
         raise
+    finally:
+        with _unfinished_lock:
+            _unfinished.discard(tmp)
     _fsync_directory(path.parent)
+
+
+_unfinished: set[str] = set()  # temp files being written right now, by any thread
+_unfinished_lock = threading.Lock()
+
+
+@atexit.register
+def remove_unfinished() -> None:
+    """Delete the temp files of writes still running at exit (daemon threads stop mid-write then)."""
+    with _unfinished_lock:
+        paths = list(_unfinished)
+        _unfinished.clear()
+    for tmp in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
