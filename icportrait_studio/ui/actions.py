@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QSizePolicy, QToolBar, QWidget
 from icportrait_studio.core.document import DocState
 from icportrait_studio.core.history import history_for_save, states_from_history
 from icportrait_studio.core.project import EXTENSION
+from icportrait_studio.ui.action_factory import make_action
 from icportrait_studio.ui.export_actions import with_type_extension
-from icportrait_studio.ui.panels import icon
 
 
 class StateCommand(QUndoCommand):
@@ -79,22 +79,6 @@ class Actions:
     save_preset: QAction
     shortcuts: QAction
     about: QAction
-
-
-def make_action(parent: QWidget, text: str, shortcut: str | list[str] | QKeySequence.StandardKey | None = None,
-            tip: str = "", icon_name: str = "", checkable: bool = False) -> QAction:
-    a = QAction(text, parent)
-    if isinstance(shortcut, list):
-        a.setShortcuts([QKeySequence(s) for s in shortcut])
-    elif shortcut is not None:
-        a.setShortcut(QKeySequence(shortcut))
-    keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-    a.setToolTip(f"{tip or text}  ({keys})" if keys else (tip or text))
-    a.setStatusTip(tip or text)
-    if icon_name:
-        a.setIcon(icon(icon_name))
-    a.setCheckable(checkable)
-    return a
 
 
 def create_actions(win: QMainWindow) -> Actions:

@@ -46,7 +46,8 @@ from icportrait_studio.pipeline.batch import (
     plan_batch,
     relight_item,
 )
-from icportrait_studio.ui.actions import EXPORT_FILTERS, IMAGE_FILTER, make_action
+from icportrait_studio.ui.action_factory import make_action
+from icportrait_studio.ui.actions import EXPORT_FILTERS, IMAGE_FILTER
 
 if TYPE_CHECKING:
     from icportrait_studio.ui.main_window import MainWindow

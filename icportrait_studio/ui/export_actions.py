@@ -6,7 +6,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
+from icportrait_studio.ui.action_factory import make_action
 
 if TYPE_CHECKING:
     from icportrait_studio.ui.main_window import MainWindow
@@ -28,11 +28,8 @@ def with_type_extension(path: str, chosen: str, ext: str) -> str:
 class LayeredExport:
     def __init__(self, win: MainWindow) -> None:
         self.win = win
-        self.action = QAction("Export &Layered…", win)
-        self.action.setShortcut(QKeySequence("Ctrl+Shift+E"))
-        tip = "Export every layer (Original, Relit, imported) as a layered PSD or OpenRaster file"
-        self.action.setToolTip(f"{tip}  (Ctrl+Shift+E)")
-        self.action.setStatusTip(tip)
+        self.action = make_action(win, "Export &Layered…", "Ctrl+Shift+E",
+                                  "Export every layer (Original, Relit, imported) as a layered PSD or OpenRaster file")
         self.action.setEnabled(False)
         self.action.triggered.connect(lambda: self.export())
 

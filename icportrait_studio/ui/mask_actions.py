@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
-from PySide6.QtGui import QAction, QColor, QKeySequence, QMouseEvent, QPen
+from PySide6.QtGui import QAction, QColor, QMouseEvent, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QInputDialog, QLabel, QMenu
 
 from icportrait_studio.core.document import Layer
 from icportrait_studio.core.history import strip_state
+from icportrait_studio.ui.action_factory import make_action
 from icportrait_studio.ui.actions import StateCommand
 
 if TYPE_CHECKING:
@@ -88,11 +89,7 @@ class MaskController(QObject):
         self.feather = self._add("&Feather…", "Soften the mask's edges by a number of pixels", self.feather_mask)
         self.clear = self._add("&Clear", "Remove the mask: the whole layer shows", self.clear_mask)
         self.menu.addSeparator()
-        self.brush = QAction("Mask &Brush", win)
-        self.brush.setCheckable(True)
-        self.brush.setShortcut(QKeySequence("Shift+M"))
-        self.brush.setToolTip(BRUSH_TIP)
-        self.brush.setStatusTip(BRUSH_TIP)
+        self.brush = make_action(win, "Mask &Brush", "Shift+M", BRUSH_TIP, checkable=True)
         self.brush.toggled.connect(self._on_brush)
         self.menu.addAction(self.brush)
         self.smaller = self._add("Brush Smaller", "Smaller mask brush", lambda: self.set_brush_size(
@@ -125,11 +122,7 @@ class MaskController(QObject):
         self.set_enabled(False)
 
     def _add(self, text: str, tip: str, slot, shortcut: str | None = None) -> QAction:  # type: ignore[no-untyped-def]
-        act = QAction(text, self.win)
-        act.setToolTip(tip)
-        act.setStatusTip(tip)
-        if shortcut:
-            act.setShortcut(QKeySequence(shortcut))
+        act = make_action(self.win, text, shortcut, tip)
         act.triggered.connect(lambda _c=False: slot())
         self.menu.addAction(act)
         return act

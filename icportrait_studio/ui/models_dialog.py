@@ -11,7 +11,6 @@ import os
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -26,6 +25,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from icportrait_studio.ui.action_factory import make_action
 
 if TYPE_CHECKING:
     from icportrait_studio.model.check import ModelCheck
@@ -162,8 +163,7 @@ class ModelsController(QObject):
         super().__init__(win)
         self.win = win
         self.dialog: ModelsDialog | None = None
-        self.action = QAction("&Models…", win)
-        self.action.setStatusTip("Pick the local model folder of the diffusion backend")
+        self.action = make_action(win, "&Models…", tip="Pick the local model folder of the diffusion backend")
         self.action.triggered.connect(lambda: self.show_dialog())
 
     def saved(self) -> dict:

@@ -10,7 +10,6 @@ import os
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from icportrait_studio.errors import ICPortraitError
+from icportrait_studio.ui.action_factory import make_action
 
 if TYPE_CHECKING:
     from icportrait_studio.plugins.registry import PluginMessage, PluginRegistry
@@ -127,8 +127,7 @@ class PluginsController(QObject):
         self.win = win
         self.registry: PluginRegistry | None = None
         self.dialog: PluginsDialog | None = None
-        self.action = QAction("&Plugins…", win)
-        self.action.setStatusTip("List the plugins, their state and any problems they reported")
+        self.action = make_action(win, "&Plugins…", tip="List the plugins, their state and any problems they reported")
         self.action.triggered.connect(lambda: self.show_dialog())
         self.message.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self._alive = True
