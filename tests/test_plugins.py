@@ -399,6 +399,43 @@ def test_edit_in_converts_a_version_saved_in_another_profile(tmp_path: Path) -> 
     assert np.abs(held - base).mean() > 0.005  # so their colours, in sRGB, are not those codes
 
 
+def test_edit_in_says_when_a_version_lost_precision_in_its_colour_conversion(tmp_path: Path) -> None:
+    """A 16-bit version saved in a profile built from tables is converted through LittleCMS at 8-bit
+    precision: the version says so (the app shows it with the new layer), as an imported file does."""
+    from test_display_profile import _adobe_as_tables
+
+    from icportrait_studio.plugins.edit_in import EditInSession
+    from icportrait_studio.plugins.editors import EditorSpec
+
+    (tmp_path / "tables.icc").write_bytes(_adobe_as_tables()[0])
+    script = tmp_path / "profile_editor.py"
+    script.write_text(textwrap.dedent(r'''
+        import os, sys, time
+        import tifffile
+        path, icc = sys.argv[1], open(sys.argv[2], "rb").read()
+        time.sleep(0.4)
+        arr = tifffile.imread(path)
+        assert arr.dtype.itemsize == 2
+        tifffile.imwrite(path + ".part.tif", arr, photometric="rgb", extratags=[(34675, 7, len(icc), icc, True)])
+        os.replace(path + ".part.tif", path)
+        '''))
+    editor = EditorSpec("fake", "Profile Editor", "tif", (sys.executable, str(script), "{file}",
+                                                          str(tmp_path / "tables.icc")))
+    base = 0.25 + np.random.default_rng(5).random((20, 24, 3), dtype=np.float32) * 0.25
+    reg = PluginRegistry([BUNDLED], entry_points=False)
+    reg.discover()
+    session = EditInSession(lambda *_: None, registry=reg, workdir=tmp_path / "work", poll_interval=0.03,
+                            debounce=0.2)
+    session.start(editor, [ExportLayer("Original", base, kind="base")], name="p", bit_depth=16)
+    try:
+        assert session.wait_for_versions(1, timeout=15)
+    finally:
+        session.stop()
+    version = session.versions[0]
+    assert np.abs(version.pixels - base).mean() > 0.005  # converted out of the (Adobe RGB) tables
+    assert version.note is not None and "8-bit precision" in version.note
+
+
 def test_edit_in_reports_an_editor_that_cannot_start(tmp_path: Path) -> None:
     from icportrait_studio.errors import InputError
     from icportrait_studio.plugins.edit_in import EditInSession

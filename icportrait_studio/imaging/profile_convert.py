@@ -27,7 +27,7 @@ from icportrait_studio.imaging.color import (
 )
 from icportrait_studio.imaging.icc_profile import matrix_shaper, srgb_icc
 
-__all__ = ["as_srgb", "by_tables", "convert_between", "readable"]
+__all__ = ["as_srgb", "by_tables", "convert_between", "convert_layer", "readable"]
 
 _STEPS = 65536
 
@@ -60,6 +60,22 @@ def convert_between(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | Non
     linear = _per_channel(rgb, _to_linear(src[0]))
     moved = cv2.transform(np.ascontiguousarray(linear, dtype=np.float32), matrix)
     return _per_channel(moved, _from_linear(dst[0]))
+
+
+def convert_layer(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None, bit_depth: int
+                  ) -> tuple[np.ndarray, str | None]:
+    """A layer brought into a document (an imported file, a version saved by an external editor): its
+    pixels in the document's colours, and a note for the user when that was not fully possible (a
+    profile that could not be used, so the pixels are unchanged; a 16-bit file converted through a
+    table-based profile at 8-bit precision). Both import paths word it the same way."""
+    converted = convert_between(rgb, src_icc, dst_icc)
+    if converted is None:  # the same profile, or one that could not be read (or written into)
+        if (src_icc or None) == (dst_icc or None):
+            return rgb, None
+        return rgb, "its colour profile or the photo's could not be used: its colours were not converted"
+    if bit_depth > 8 and (by_tables(src_icc) or by_tables(dst_icc)):
+        return converted, "its colours were converted through a profile built from tables, at 8-bit precision"
+    return converted, None
 
 
 def _through_littlecms(rgb: np.ndarray, src_icc: bytes | None, dst_icc: bytes | None) -> np.ndarray | None:

@@ -54,6 +54,7 @@ class EditedVersion:
     path: Path  # the snapshot of this version
     layer_name: str  # e.g. "Edited in GIMP #2"
     saved_at: float  # time.time() when it was picked up
+    note: str | None = None  # what the user should know about it (its colours could not be converted, ...)
 
 
 class EditInSession:
@@ -198,18 +199,16 @@ class EditInSession:
                 self._error(f"the file saved by {self._editor_name} could not be read: {exc}")
                 return
             self._last_digest = digest
-            if (flat.icc_profile or None) != (self._icc or None):
-                from icportrait_studio.imaging.profile_convert import convert_between
+            from icportrait_studio.imaging.profile_convert import convert_layer
 
-                converted = convert_between(flat.rgb, flat.icc_profile, self._icc)
-                if converted is not None:
-                    flat = replace(flat, rgb=converted)
+            rgb, note = convert_layer(flat.rgb, flat.icc_profile, self._icc, flat.bit_depth)
+            flat = replace(flat, rgb=rgb)
             if self._last_pixels is not None and _same(flat.rgb, self._last_pixels):
                 snap.unlink(missing_ok=True)
                 return
             self._last_pixels = flat.rgb
             version = EditedVersion(number, flat.rgb, flat.alpha, snap, f"Edited in {self._editor_name} #{number}",
-                                    time.time())
+                                    time.time(), note)
             self.versions.append(version)
         self._callback(flat.rgb, snap)
 

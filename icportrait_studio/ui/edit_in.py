@@ -131,7 +131,8 @@ class EditInController(QObject):
         alpha = None if version is None or version.alpha is None else fit(version.alpha, w, h)
         layer = Layer(name, "imported", np.ascontiguousarray(rgb), mask=alpha)
         win.add_imported_layer(layer, encode_display(layer.pixels, None, alpha))
-        win.statusBar().showMessage(f"Added layer '{name}'", 6000)
+        note = f": {version.note}" if version is not None and version.note else ""
+        win.statusBar().showMessage(f"Added layer '{name}'{note}", 15000 if note else 6000)
         self.layerAdded.emit(name)
 
     def _on_exit(self, name: str, code: int) -> None:

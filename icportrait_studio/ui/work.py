@@ -192,18 +192,12 @@ def import_work(path: str, size: tuple[int, int], icc: bytes | None = None, enco
         import cv2
 
         from icportrait_studio.imaging.io import load_image
-        from icportrait_studio.imaging.profile_convert import by_tables, convert_between
+        from icportrait_studio.imaging.profile_convert import convert_layer
 
         loaded = load_image(path)
         rgb, alpha, note = loaded.rgb, loaded.alpha, None
-        if encoding == "srgb" and loaded.encoding == "srgb" and (loaded.icc_profile or None) != (icc or None):
-            converted = convert_between(rgb, loaded.icc_profile, icc)
-            if converted is not None:
-                rgb = converted
-                if loaded.bit_depth > 8 and (by_tables(loaded.icc_profile) or by_tables(icc)):
-                    note = "its colours were converted through a profile built from tables, at 8-bit precision"
-            else:  # the profiles differ, so None means one could not be read (or written into)
-                note = "its colour profile or the photo's could not be used: its colours were not converted"
+        if encoding == "srgb" and loaded.encoding == "srgb":
+            rgb, note = convert_layer(rgb, loaded.icc_profile, icc, loaded.bit_depth)
         if (rgb.shape[1], rgb.shape[0]) != size:  # stretched to the document, as a plain overlay layer
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
