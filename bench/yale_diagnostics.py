@@ -1,8 +1,8 @@
 """What limits relighting accuracy on the Yale dev set: encoding and geometry (figures in RESULTS.md).
 
-    .venv/bin/python bench/yale_diagnostics.py [--subjects 4]
+    .venv/bin/python bench/yale_diagnostics.py [--subjects 4] [--source A-025E+00]
 
-For each subject the frontal photo is relit toward the 15 benchmark lights and scored like
+For each subject the frontal photo (or ``--source``'s) is relit toward the 15 benchmark lights and scored like
 ``../shared/bench/relight_eval.py`` (gain-fitted si-MSE and SSIM), three ways:
 
   mesh, linear   the engine as it is, the photo decoded as linear light (``--input-encoding linear``)
@@ -94,7 +94,7 @@ def run(subject: str, encoding: str, normals: np.ndarray | None) -> list[tuple[f
         # the relight shades with ``shading_normals`` when the analysis has them: replace both
         analysis = dataclasses.replace(analysis, normals=np.where(good[..., None], normals, analysis.normals)
                                        .astype(np.float32), shading_normals=None)
-    return relight_scores(subject, lin, analysis, TARGETS, encoding)
+    return relight_scores(subject, lin, analysis, [t for t in TARGETS if t != SOURCE], encoding)
 
 
 def relight_scores(subject: str, lin: np.ndarray, analysis, targets: list[str], encoding: str
@@ -112,9 +112,12 @@ def relight_scores(subject: str, lin: np.ndarray, analysis, targets: list[str], 
 
 
 def main() -> None:
+    global SOURCE
     ap = argparse.ArgumentParser()
     ap.add_argument("--subjects", type=int, default=4)
+    ap.add_argument("--source", default=SOURCE, help="Yale tag of the input photo's light")
     args = ap.parse_args()
+    SOURCE = args.source
     subjects = sorted(p.name for p in DATA.glob("yaleB*"))[: args.subjects]
     rows: dict[str, list[tuple[float, float]]] = {"mesh, linear": [], "mesh, sRGB": [], "PS, linear": [],
                                                   "PS, sRGB": [], "PS (linear fit), sRGB": []}
@@ -125,7 +128,7 @@ def main() -> None:
         rows["PS, linear"] += run(s, "linear", ps)
         rows["PS, sRGB"] += run(s, "srgb", photometric_normals(s, "srgb"))
         rows["PS (linear fit), sRGB"] += run(s, "srgb", ps)
-    print(f"subjects: {', '.join(subjects)}; input {SOURCE}; {len(TARGETS)} target lights")
+    print(f"subjects: {', '.join(subjects)}; input {SOURCE}; {len(TARGETS) - (SOURCE in TARGETS)} target lights")
     for name, vals in rows.items():
         print(f"  {name:22s} si-MSE {np.mean([v[0] for v in vals]):.4f}   SSIM {np.mean([v[1] for v in vals]):.3f}")
 
