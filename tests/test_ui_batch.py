@@ -167,3 +167,24 @@ def test_a_relative_folder_lies_beside_the_photos(window: MainWindow, qtbot, sho
     box = window.ext.batch.summary_box
     if box is not None:
         box.close()
+
+
+def test_photos_are_read_as_linear_light_when_the_open_one_was(window: MainWindow, qtbot, shoot: Path) -> None:  # type: ignore[no-untyped-def]
+    """A shoot of linear captures whose files do not say so (machine vision, the Yale faces): the user opened
+    one with File ▸ Open as Linear Light; its siblings must be read the same way, not as sRGB."""
+    photos = (str(shoot / "frame1.png"),)
+    for encoding, expected in (("auto", "srgb"), ("linear", "linear")):
+        with qtbot.waitSignal(window.documentOpened, timeout=WAIT_MS):
+            window.open_path(str(SAMPLE), encoding=encoding)
+        qtbot.waitUntil(lambda: full_render_shown(window), timeout=WAIT_MS)
+        window.doc.dirty = False  # the next open replaces it without asking
+        out = shoot / f"out_{encoding}"
+        run = window.ext.batch.start(BatchChoice(photos, str(out), PNG8, ""))
+        assert run is not None
+        qtbot.waitUntil(lambda: _ended(window), timeout=WAIT_MS * 2)
+        assert [o.info["encoding"] for o in run.written] == [expected]
+        assert load_image(out / "frame1.png").encoding == expected  # written as it was read (gAMA 1.0 if linear)
+        dialog = BatchDialog(None, photos=list(photos), folder=str(out), file_type=PNG8,
+                             linear=window.doc.encoding == "linear")
+        qtbot.addWidget(dialog)
+        assert ("read as linear light" in dialog.note.text()) is (expected == "linear")

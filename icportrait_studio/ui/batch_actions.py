@@ -94,10 +94,11 @@ class BatchDialog(QDialog):
     """Photos, output folder, file type and name suffix; "Apply" is enabled once there is something to do."""
 
     def __init__(self, parent: QWidget | None, *, photos: list[str], folder: str, file_type: str,
-                 suffix: str = DEFAULT_SUFFIX, start_dir: str = "") -> None:
+                 suffix: str = DEFAULT_SUFFIX, start_dir: str = "", linear: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("Apply edit to photos")
         self.start_dir = start_dir
+        self.linear = linear  # the open photo was read as linear light: so are these (``BatchApply.start``)
         self.photos = QListWidget(self)
         self.photos.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         add, remove = QPushButton("Add Photos…", self), QPushButton("Remove", self)
@@ -183,8 +184,9 @@ class BatchDialog(QDialog):
         stem = Path(c.photos[0]).stem if c.photos else "photo"
         self.example.setText(f"e.g. {stem}{c.suffix}{ext}")
         colour = "converted to sRGB" if to_srgb else "in its photo's own colour profile"
+        values = " The photos are read as linear light, as the open one was." if self.linear else ""
         self.note.setText("The lights and the head turn of the open photo are applied; its masks and layers are "
-                          f"not. Each result is written {colour}.")
+                          f"not.{values} Each result is written {colour}.")
 
 
 class BatchApply:
@@ -209,7 +211,8 @@ class BatchApply:
         start = settings.folder("last_open_dir")
         dialog = BatchDialog(win, photos=list(photos or []), folder=str(settings.get("batch_folder", "") or ""),
                              file_type=str(settings.get("batch_type", "") or ""),
-                             suffix=str(settings.get("batch_suffix", DEFAULT_SUFFIX)), start_dir=start)
+                             suffix=str(settings.get("batch_suffix", DEFAULT_SUFFIX)), start_dir=start,
+                             linear=win.doc.encoding == "linear")
         if photos is None:
             dialog.add_photos()
             if not dialog.paths():
@@ -250,10 +253,13 @@ class BatchApply:
             win._error("Cannot apply the edit", f"Cannot create the folder {folder}: {exc.strerror or exc}")
             return None
         state = doc.snapshot()
+        # photos of one shoot share their camera's encoding: a photo opened as linear light (a machine-vision
+        # or scientific capture whose files do not say so) has siblings that need the same reading
+        encoding = "linear" if doc.encoding == "linear" else "auto"
         run = BatchRun(folder, len(items))
         self.runs.append(run)
         for i, item in enumerate(items, 1):
-            win.bridge.submit(self._work(item, state.rig, state.view, state.backend, bits, to_srgb),
+            win.bridge.submit(self._work(item, state.rig, state.view, state.backend, bits, to_srgb, encoding),
                                     label=f"Apply edit {i}/{len(items)}: {item.source.name}", priority=BATCH_PRIORITY,
                                     on_done=lambda out, r=run: self._ended(r, out),
                                     on_error=lambda msg, r=run, it=item: self._ended(r, (it.source, msg)),
@@ -262,11 +268,12 @@ class BatchApply:
         return run
 
     @staticmethod
-    def _work(item: BatchItem, rig: object, view: object, backend: str, bits: int, to_srgb: bool):  # -> WorkFn
+    def _work(item: BatchItem, rig: object, view: object, backend: str, bits: int, to_srgb: bool,  # -> WorkFn
+              encoding: str):
         def work(progress, token) -> ItemOutcome:  # type: ignore[no-untyped-def]
             token.raise_if_cancelled()
             out = relight_item(item, rig, view=view, backend=backend, to_srgb=to_srgb,  # type: ignore[arg-type]
-                               bit_depth=bits, keep_analysis=False, progress=progress, cancel=token)
+                               encoding=encoding, bit_depth=bits, keep_analysis=False, progress=progress, cancel=token)
             if not out.ok:  # a failed job in the Jobs panel, its message in the row's tooltip
                 raise ICPortraitError(out.error or "failed")
             return out
