@@ -86,6 +86,15 @@ def add_rig_arguments(p: argparse.ArgumentParser) -> None:
                         "skin detail (default: the other side's skin, which leaves no trace of the photo's shadow)")
 
 
+def add_encoding_argument(p: argparse.ArgumentParser, written: str = "outputs are written in the same encoding"
+                          ) -> None:
+    """``--input-encoding``, for every command that reads a photo to light it."""
+    p.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="auto",
+                   help="how the input's pixel values map to light: auto (default: the file's gAMA chunk or ICC"
+                        " profile, else sRGB), srgb, or linear for linear captures such as machine-vision/Yale"
+                        f" images; {written}")
+
+
 def cmd_relight(args: argparse.Namespace) -> int:
     from icportrait_studio.pipeline.batch import BatchItem, relight_item
 
@@ -148,10 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     add_rig_arguments(r)
-    r.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="auto",
-                   help="how the inputs' pixel values map to light: auto (default: the file's gAMA chunk or ICC"
-                        " profile, else sRGB), srgb, or linear for linear captures such as machine-vision/Yale"
-                        " images; outputs are written in the same encoding")
+    add_encoding_argument(r)
     r.add_argument("--to-srgb", action="store_true",
                    help="write the results converted to sRGB, with sRGB's profile (for the web), instead of in "
                         "each photo's own profile and encoding")

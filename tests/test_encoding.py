@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from PIL import Image, ImageCms
 
 from icportrait_studio.cli import INPUT_ENCODINGS, main
 from icportrait_studio.errors import InputError
-from icportrait_studio.imaging import decode_to_linear, encode_from_linear, load_image, save_image
+from icportrait_studio.imaging import decode_to_linear, encode_from_linear, linear_to_srgb, load_image, save_image
 from icportrait_studio.imaging.encoding import (
     ENCODINGS,
     from_linear,
@@ -350,3 +352,34 @@ def test_layered_export_of_a_linear_photo_does_not_embed_its_linear_profile(tmp_
     assert main(["export", str(srgb_src), "-o", str(out2), "--preset", "loop", "-q"]) == 0
     with tifffile.TiffFile(out2) as tf:  # a non-linear profile is kept, as before
         assert bytes(tf.pages[0].tags[34675].value) == _rgb_icc(_para(0, 2.2))
+
+
+@pytest.mark.slow
+def test_view_and_export_read_a_linear_capture_when_told(tmp_path: Path, sample_path: Path, capsys) -> None:
+    """Every command that lights a photo takes ``--input-encoding``: a linear capture without metadata turned
+    and relit by `view`, or relit into layers by `export`, is read as linear light when the user says so."""
+    light = ["--light", "azimuth=40,elevation=10"]
+    views = {}
+    for enc in ("auto", "linear"):
+        out, report = tmp_path / f"view_{enc}.png", tmp_path / f"view_{enc}.json"
+        assert main(["view", str(sample_path), "-o", str(out), "--yaw", "10", *light, "--input-encoding", enc,
+                     "--report", str(report), "-q"]) == 0
+        assert json.loads(report.read_text())["encoding"] == ("srgb" if enc == "auto" else "linear")
+        with Image.open(out) as im:
+            assert (im.info.get("gamma") == pytest.approx(1.0)) is (enc == "linear")  # written as it was read
+            views[enc] = np.asarray(im.convert("RGB")).astype(np.float64)
+    assert np.abs(views["auto"] - views["linear"]).mean() > 1
+    layers = {}
+    for enc in ("auto", "linear"):
+        out = tmp_path / f"layers_{enc}.ora"
+        assert main(["export", str(sample_path), "-o", str(out), *light, "--input-encoding", enc, "-q"]) == 0
+        with zipfile.ZipFile(out) as z:  # OpenRaster: data/layer000.png is the Original, 001 the Relit
+            layers[enc] = [np.asarray(Image.open(io.BytesIO(z.read(f"data/layer00{i}.png"))).convert("RGB")) / 255.0
+                           for i in (0, 1)]
+    # layers are written sRGB-encoded: read as linear, the photo's codes are light, so its Original layer holds
+    # their sRGB encoding; read as sRGB (auto, no metadata), the codes themselves
+    codes = np.asarray(Image.open(sample_path).convert("RGB")) / 255.0
+    np.testing.assert_allclose(layers["auto"][0], codes, atol=2 / 255)
+    np.testing.assert_allclose(layers["linear"][0], linear_to_srgb(codes), atol=2 / 255)
+    assert np.abs(layers["auto"][1] - layers["linear"][1]).mean() > 0.01  # and the relit layers differ
+    capsys.readouterr()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from icportrait_studio.cli import add_rig_arguments
+from icportrait_studio.cli import add_encoding_argument, add_rig_arguments
 
 
 def has_rig_arguments(args: argparse.Namespace) -> bool:
@@ -51,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     exporter_for(args.output, registry)  # fail on an unknown extension before the slow part
     rig = rig_from_args(args)
-    loaded = load_image(args.input)
+    loaded = load_image(args.input, encoding=args.input_encoding)
     from icportrait_studio.imaging.scene_tone import scene_gamma
 
     result = render(loaded.rgb, loaded.alpha, rig, str(args.input), scene_gamma(loaded.icc_profile, loaded.encoding))
@@ -77,6 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("input", nargs="?", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="OUT", help="OUT.psd, OUT.ora or OUT.tif")
     add_rig_arguments(p)
+    add_encoding_argument(p, "the layers are written sRGB-encoded either way")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="layer bit depth (default: the input's)")
     p.add_argument("--no-shading", action="store_true", help="leave out the Shading layer")
     p.add_argument("--list-formats", action="store_true", help="list the formats the exporter plugins provide")

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 
-from icportrait_studio.cli import add_rig_arguments
+from icportrait_studio.cli import add_encoding_argument, add_rig_arguments
 
 
 def register(subparsers) -> None:
@@ -33,6 +33,7 @@ def register(subparsers) -> None:
                    help="the rig's lights fixed to the camera (default) or turning with the head; without "
                         "--light/--preset/--rig the photo keeps its own lighting, which turns with the head")
     add_rig_arguments(v)  # relight too, in the same job
+    add_encoding_argument(v, "the result is written in the same encoding")
     v.add_argument("--to-srgb", action="store_true",
                    help="write the result converted to sRGB, with sRGB's profile (for the web)")
     v.add_argument("--report", help="write the view, rig, identity distance, timings and warnings to this JSON file")
@@ -72,12 +73,12 @@ def cmd_view(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     code = 0
     try:
-        res = relight_file(args.input, output, rig, view=view, to_srgb=args.to_srgb)
+        res = relight_file(args.input, output, rig, view=view, encoding=args.input_encoding, to_srgb=args.to_srgb)
         dist = res.info.get("identity_distance")
         report.update(status="ok", identity_distance=dist, identity_warn=IDENTITY_WARN,
                       timings_ms=res.info.get("timings_ms", {}), warnings=res.info.get("warnings", []),
                       view_info=res.info.get("view"), faces_found=res.info["analysis"]["faces_found"],
-                      landmarks_carried=res.info.get("landmarks_carried", False))
+                      landmarks_carried=res.info.get("landmarks_carried", False), encoding=res.info.get("encoding"))
         for w in report["warnings"]:
             print(f"icportrait: {args.input}: warning: {w}", file=sys.stderr)
         if dist is None:
