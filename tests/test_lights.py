@@ -81,6 +81,34 @@ def test_rig_file_errors(tmp_path) -> None:
         LightRig.load(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("data", [
+    {"lights": 5}, {"lights": [5]}, {"lights": ["azimuth=40"]}, {"lights": None}, {"lights": {"azimuth": 1}},
+    {"lights": [{"azimuth": None}]}, {"lights": [{"azimuth": "x"}]}, {"lights": [{"color": 7}]},
+    {"lights": [{"color": [1, 2]}]}, {"lights": [{"color": "#zzz"}]}, {"lights": [{"kind": 3}]},
+    {"lights": [{"azimuth": float("nan")}]}, {"lights": [{"intensity": [1]}]}, {"ambient": "lots"},
+    {"ambient": None}, {"keep_original": [0.5]}, {"name": 5}, {"specular": {}}, [1, 2], "rig", None, 3,
+    {"lights": [{"color": [float("nan"), 1, 1]}]}, {"specular": float("nan")}, {"roughness": float("nan")},
+    {"keep_original": float("nan")},
+])
+def test_every_malformed_rig_is_an_input_error(data: object) -> None:
+    """A rig file or a project's rig is user data: whatever it holds, the answer is a clear InputError (the
+    CLI's "error: ..." line), never a TypeError traceback."""
+    try:
+        rig = LightRig.from_dict(data)  # type: ignore[arg-type]
+    except InputError:
+        return  # refused with a message
+    # accepted (a rig that is merely odd, a numeric name): then everything a render reads is a finite number
+    numbers = [rig.ambient, rig.keep_original, rig.specular, rig.roughness]
+    for light in rig.lights:
+        numbers += [light.azimuth, light.elevation, light.intensity, light.size, light.distance, *light.color]
+    assert all(math.isfinite(float(v)) for v in numbers)
+
+
+def test_a_rig_path_that_is_not_a_readable_file_is_an_input_error(tmp_path) -> None:
+    with pytest.raises(InputError, match="cannot read the rig file"):
+        LightRig.load(tmp_path)  # a folder
+
+
 def test_presets_present_and_valid() -> None:
     names = {p.name for p in list_presets()}
     assert {"rembrandt", "loop", "butterfly", "split", "broad", "short", "clamshell", "rim"} <= names
@@ -90,6 +118,17 @@ def test_presets_present_and_valid() -> None:
     assert any(math.cos(math.radians(lt.azimuth)) < 0 for lt in rim.lights)  # rim lights sit behind the head
     with pytest.raises(InputError, match="unknown preset"):
         load_preset("nope")
+
+
+def test_a_damaged_user_preset_is_skipped_not_fatal(tmp_path, monkeypatch) -> None:
+    """The preset list is read when the app starts: one hand-edited preset file must not stop it."""
+    monkeypatch.setenv("ICPORTRAIT_CONFIG_DIR", str(tmp_path))
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "broken.json").write_text(json.dumps({"name": "broken", "lights": 5}))
+    (folder / "mine.json").write_text(json.dumps({"name": "mine", "lights": [{"azimuth": 30}]}))
+    names = {p.name for p in list_presets()}
+    assert "mine" in names and "broken" not in names and "loop" in names
 
 
 def test_view_pose_limits() -> None:

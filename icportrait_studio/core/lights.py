@@ -94,7 +94,7 @@ class Light:
         if self.kind == "point" and self.distance <= 1.0:
             raise InputError("a point light's distance must be more than 1 (head radii)")
         object.__setattr__(self, "color", tuple(float(c) for c in self.color))
-        if len(self.color) != 3 or any(c < 0 for c in self.color):
+        if len(self.color) != 3 or any(not (math.isfinite(c) and c >= 0) for c in self.color):
             raise InputError("light colour must be three non-negative numbers")
 
     @property
@@ -108,6 +108,8 @@ class Light:
 
     @classmethod
     def from_dict(cls, data: dict) -> Light:
+        if not isinstance(data, dict):
+            raise InputError(f"a light must be a JSON object, not {type(data).__name__}")
         data = dict(data)
         unknown = set(data) - {f for f in cls.__dataclass_fields__}
         if unknown:
@@ -116,7 +118,7 @@ class Light:
             data["color"] = parse_color(data["color"])
         try:
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"bad light: {exc}") from exc
 
     @classmethod
@@ -170,8 +172,8 @@ class LightRig:
             raise InputError("ambient must be a non-negative number")
         if not 0.0 <= self.keep_original <= 1.0:
             raise InputError("keep-original must be in 0..1")
-        if self.specular < 0:
-            raise InputError("specular must not be negative")
+        if not (math.isfinite(self.specular) and self.specular >= 0):
+            raise InputError("specular must be a non-negative number")
         if not 0.02 <= self.roughness <= 1.0:
             raise InputError("roughness must be in 0.02..1")
 
@@ -201,10 +203,12 @@ class LightRig:
         if unknown:
             raise InputError(f"unknown rig field(s): {', '.join(sorted(unknown))}")
         kwargs = {k: v for k, v in data.items() if k not in ("lights", "description")}
+        if not isinstance(data.get("lights", []), list):
+            raise InputError("a rig's lights must be a JSON list of lights")
         lights = tuple(Light.from_dict(ld) for ld in data.get("lights", []))
         try:
             return cls(lights=lights, **kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"bad rig: {exc}") from exc
 
     def to_json(self) -> str:
@@ -218,4 +222,6 @@ class LightRig:
             raise InputError(f"rig file not found: {path}") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"rig file {path} is not valid JSON: {exc}") from exc
+        except OSError as exc:  # a folder, no permission, a device
+            raise InputError(f"cannot read the rig file {path}: {exc.strerror or exc}") from exc
         return cls.from_dict(data)
