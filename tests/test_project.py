@@ -207,6 +207,57 @@ def test_corrupt_projects(tmp_path: Path, damage: str) -> None:
     assert str(path) in str(info.value)
 
 
+def _manifest_fields(obj: object, at: tuple = ()) -> list[tuple]:
+    """Every field path of a manifest (dict keys and list indices), depth first."""
+    out = [at] if at else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _manifest_fields(v, (*at, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _manifest_fields(v, (*at, i))
+    return out
+
+
+def test_a_manifest_field_of_the_wrong_type_is_refused_or_read_sanely(tmp_path: Path) -> None:
+    """A hand-edited or damaged manifest: every field replaced in turn by values of the wrong type gives
+    an InputError naming the file, or a document whose fields the app can use (never an AttributeError)."""
+    path = tmp_path / "p.icps"
+    rng = np.random.default_rng(3)
+    doc = Document(base=rng.random((12, 16, 3), dtype=np.float32), rig=LightRig(lights=(Light(azimuth=50),)))
+    doc.set_relit(rng.random((12, 16, 3), dtype=np.float32), quality="full", request_id=1)
+    doc.add_layer(Layer("Sticker", "imported", rng.random((12, 16, 3), dtype=np.float32), opacity=0.4,
+                        mask=rng.random((12, 16), dtype=np.float32)))
+    save_project(doc, path, [])
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    fields = [f for f in _manifest_fields(manifest) if f[0] not in ("saved", "app_version")]
+    assert len(fields) > 40
+    opened = refused = 0
+    for field in fields:
+        for value in (None, 7, "x", [1], {"a": 1}, True):
+            changed = json.loads(members["manifest.json"])
+            node = changed
+            for key in field[:-1]:
+                node = node[key]
+            node[field[-1]] = value
+            with zipfile.ZipFile(path, "w") as zf:
+                for name, data in members.items():
+                    zf.writestr(name, json.dumps(changed) if name == "manifest.json" else data)
+            try:
+                doc, _history = load_project(path)
+            except InputError as exc:
+                assert str(path) in str(exc)
+                refused += 1
+                continue
+            opened += 1
+            assert doc.path is None or isinstance(doc.path, str)
+            assert isinstance(doc.analysis_info, dict) and all(isinstance(w, str) for w in doc.warnings)
+            assert all(isinstance(layer.name, str) and 0.0 <= layer.opacity <= 1.0 for layer in doc.layers)
+    assert opened and refused  # both outcomes occur: optional fields fall back, essential ones refuse
+
+
 def test_failed_save_leaves_existing_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "keep.icps"
     doc = _doc()

@@ -327,9 +327,12 @@ def load_project(path: str | os.PathLike[str]) -> tuple[Document, ProjectHistory
     with zf:
         try:
             return _read(zf, where, p)
-        except InputError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError, zlib.error) as exc:
+        except InputError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise InputError(f"{where}: the file is damaged ({exc})") from exc  # a bad rig, view or layer field
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+                OverflowError, zlib.error) as exc:  # a damaged or hand-edited manifest: a field of the wrong type
             raise InputError(f"{where}: the file is damaged ({type(exc).__name__}: {exc})") from exc
 
 
@@ -373,11 +376,12 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
         layers.insert(0, Layer("Original", "base", base))
     extra = [_read_layer(d, base, member, mask_of, where, uid_map) for d in manifest.get("history_layers", [])]
     doc = Document(
-        base=base, alpha=alpha, icc_profile=icc, bit_depth=bit_depth, path=info.get("source_path"),
+        base=base, alpha=alpha, icc_profile=icc, bit_depth=bit_depth, path=_text_or_none(info.get("source_path")),
         encoding="linear" if info.get("encoding") == "linear" else "srgb",
         rig=LightRig.from_dict(manifest.get("rig") or {}), view=ViewPose.from_dict(manifest.get("view") or {}),
         backend=str(info.get("backend", "physical")), layers=layers, dirty=False,
-        analysis_info=manifest.get("analysis_info") or {}, warnings=list(info.get("warnings") or []),
+        analysis_info=_dict_or_empty(manifest.get("analysis_info")),
+        warnings=[str(w) for w in info.get("warnings") or []],
         source_landmarks=_landmarks_from_json(info.get("source_landmarks"), base.shape[:2]),
     )
     if info.get("id"):
@@ -400,6 +404,15 @@ def _read(zf: zipfile.ZipFile, where: str, path: Path) -> tuple[Document, Projec
     history = ProjectHistory(entries, max(0, min(index, len(entries) - 1)), {layer.uid: layer for layer in extra},
                              masks)
     return doc, history
+
+
+def _text_or_none(value: object) -> str | None:
+    """A path the manifest records, or None when a hand-edited manifest holds something else there."""
+    return value if isinstance(value, str) and value else None
+
+
+def _dict_or_empty(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _fresh_uid() -> int:
