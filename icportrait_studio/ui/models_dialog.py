@@ -57,13 +57,19 @@ def configure_and_list(diffusion: dict | None):  # -> WorkFn
     return work
 
 
+def _steps(value: object, default: int) -> int:
+    """A saved step count, or ``default`` when the settings file holds something else there (hand-edited)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
 class ModelsDialog(QDialog):
     def __init__(self, settings: dict, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings — Models")
         self.setMinimumWidth(720)
         self.check: ModelCheck | None = None
-        self.folder = QLineEdit(str(settings.get("model_dir") or ""), self)
+        folder = settings.get("model_dir")
+        self.folder = QLineEdit(folder if isinstance(folder, str) else "", self)
         self.folder.setPlaceholderText("A local diffusers folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
         self.folder.setClearButtonEnabled(True)
         browse = QPushButton("Browse…", self)
@@ -78,13 +84,13 @@ class ModelsDialog(QDialog):
         self.missing = QLabel(self)
         self.vram = QLabel(self)
         self.allow_cpu = QCheckBox("Allow running on the CPU (very slow with real weights)", self)
-        self.allow_cpu.setChecked(bool(settings.get("allow_cpu", False)))
+        self.allow_cpu.setChecked(settings.get("allow_cpu") is True)
         self.preview_steps = QSpinBox(self)
         self.preview_steps.setRange(1, 100)
-        self.preview_steps.setValue(int(settings.get("preview_steps", 12)))
+        self.preview_steps.setValue(_steps(settings.get("preview_steps"), 12))
         self.full_steps = QSpinBox(self)
         self.full_steps.setRange(1, 200)
-        self.full_steps.setValue(int(settings.get("full_steps", 28)))
+        self.full_steps.setValue(_steps(settings.get("full_steps"), 28))
         form = QFormLayout()
         form.addRow("Model folder", row)
         form.addRow("Check", self.status)

@@ -46,8 +46,7 @@ class Settings:
 
     def recent_files(self) -> list[str]:
         """Most recent first; entries whose file has gone are dropped."""
-        files = [f for f in self._data.get("recent_files", []) if isinstance(f, str)]
-        return [f for f in files if os.path.exists(f)][:MAX_RECENT]
+        return [f for f in self._paths("recent_files") if os.path.exists(f)][:MAX_RECENT]
 
     def add_recent(self, path: str, encoding: str = "auto") -> None:
         """Put ``path`` first; ``encoding`` is how it was opened ("linear" is remembered, so reopening it
@@ -56,13 +55,18 @@ class Settings:
         files = [f for f in self.recent_files() if f != path]
         self._data["recent_files"] = [path, *files][:MAX_RECENT]
         kept = set(self._data["recent_files"])
-        linear = [f for f in self._data.get("recent_linear", []) if isinstance(f, str) and f in kept and f != path]
+        linear = [f for f in self._paths("recent_linear") if f in kept and f != path]
         self._data["recent_linear"] = [path, *linear] if encoding == "linear" else linear
         self.save()
 
     def recent_encoding(self, path: str) -> str:
         """How a recent file was opened: "linear" or "auto"."""
-        return "linear" if os.path.abspath(path) in self._data.get("recent_linear", []) else "auto"
+        return "linear" if os.path.abspath(path) in self._paths("recent_linear") else "auto"
+
+    def _paths(self, key: str) -> list[str]:
+        """A list of paths as saved; whatever else a hand-edited file holds there reads as none."""
+        value = self._data.get(key)
+        return [f for f in value if isinstance(f, str)] if isinstance(value, list) else []
 
     def clear_recent(self) -> None:
         self._data["recent_files"] = []
