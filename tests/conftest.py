@@ -61,3 +61,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def no_broken_job_handlers(caplog):
+    """A job's completion handler that raises is logged and swallowed by the app (it must not stop other
+    jobs' updates), which would hide the bug from a test: any such log record fails the test."""
+    yield
+    broken = [r for r in caplog.records if r.name == "icportrait_studio.ui.jobs_bridge" and r.levelno >= 40]
+    assert not broken, "a job handler raised:\n" + "\n".join(r.getMessage() + "\n" + (r.exc_text or "")
+                                                              for r in broken)
