@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from icportrait_studio.core.presets import resources_dir
 
@@ -74,6 +75,32 @@ def apply_theme(app: object) -> None:
     app.setStyleSheet(qss.replace("ICONS", (resources_dir() / "icons").as_posix()))
 
 
+LOG_BYTES = 1_000_000  # per log file; two older ones are kept
+
+
+def log_path() -> Path:
+    """Where the app's warnings and unexpected errors are written (beside its settings)."""
+    from icportrait_studio.core.project import config_dir
+
+    return config_dir() / "logs" / "icportrait-studio.log"
+
+
+def _install_log_file() -> None:
+    """Warnings and errors also go to a rotating file: an app started from a desktop icon has no terminal,
+    and a bug report needs the traceback. Best effort: an unwritable folder leaves stderr alone."""
+    from logging.handlers import RotatingFileHandler
+
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=2, encoding="utf-8", delay=True)
+    except OSError:
+        return
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def _install_excepthook() -> None:
     """An unexpected error in a slot is logged and shown in the status bar; the app keeps running."""
     previous = sys.excepthook
@@ -87,7 +114,8 @@ def _install_excepthook() -> None:
 
         for w in QApplication.topLevelWidgets():
             if isinstance(w, QMainWindow) and w.isVisible():
-                w.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc}", 15000)
+                w.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc} (details in {log_path()})",
+                                          20000)
 
     sys.excepthook = hook
 
@@ -108,6 +136,7 @@ def run_app(image_path: str | None = None, *, edit_target: object | None = None,
     app.setOrganizationName("IC-Portrait")
     app.setApplicationDisplayName("IC-Portrait Studio")
     apply_theme(app)
+    _install_log_file()
     _install_excepthook()
 
     from icportrait_studio.ui.main_window import MainWindow

@@ -10,6 +10,7 @@ window free of job-id bookkeeping.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,8 +112,9 @@ class JobsBridge(QObject):
                 cb.on_error(job.error or "failed")
             elif job.state is JobState.CANCELLED and cb.on_cancel:
                 cb.on_cancel()
-        except Exception:  # a broken handler must not stop other jobs' updates
-            log.exception("handler for job %d (%s) raised", job.id, job.label)
+        except Exception:  # a broken handler must not stop other jobs' updates, nor pass unseen:
+            log.error("handler for job %d (%s) raised", job.id, job.label)
+            sys.excepthook(*sys.exc_info())  # the app's hook logs the traceback and says so in the status bar
 
 
 class RenderCache:
