@@ -54,6 +54,12 @@ def test_an_edited_file_is_analysed_afresh(tmp_path: Path) -> None:
     save_image(r, _image())
     r.write_bytes(insert_png_ztxt(r.read_bytes(), cl.KEYWORD, '{"v": 1, "digest": "x", "landmarks": "!!"}'))
     assert load_image(r).landmarks is None
+    # and a record of another shape altogether opens the photo all the same
+    for text in ("[1, 2]", '"x"', "7", "null", '{"v": [1]}', "{not json"):
+        s = tmp_path / "odd.png"
+        save_image(s, _image())
+        s.write_bytes(insert_png_ztxt(s.read_bytes(), cl.KEYWORD, text))
+        assert load_image(s).landmarks is None
 
 
 @pytest.mark.parametrize("ext", [".tif", ".jpg"])

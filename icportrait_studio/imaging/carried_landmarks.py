@@ -43,7 +43,7 @@ def decode_record(text: str, digest: str) -> np.ndarray | None:
     """The landmarks of a record whose digest matches the decoded samples; None otherwise."""
     try:
         rec = json.loads(text)
-        if rec.get("v") != VERSION or rec.get("digest") != digest:
+        if not isinstance(rec, dict) or rec.get("v") != VERSION or rec.get("digest") != digest:
             return None
         shape = tuple(int(n) for n in rec["shape"])
         lm = np.frombuffer(base64.b64decode(rec["landmarks"]), dtype="<f4").reshape(shape)
