@@ -270,6 +270,17 @@ def test_editor_resolution_and_custom_commands(tmp_path: Path, monkeypatch: pyte
     assert [e.id for e in available_editors(reg, platform="linux")][-1] == "custom:My tool"
 
 
+@pytest.mark.parametrize("text", ['{"editors": 5}', '{"editors": "abc"}', '{"editors": [5, {"name": 1}]}', "[1]",
+                                  '{"editors": [{"name": "x", "argv": 7}]}', "\udcff garbage"])
+def test_a_damaged_editors_file_means_no_custom_editors(tmp_path: Path, text: str) -> None:
+    """editors.json is read when the Edit In menu is built at start-up: a damaged one must not stop the app."""
+    from icportrait_studio.plugins.editors import load_custom_editors
+
+    path = tmp_path / "editors.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert load_custom_editors(path) == []
+
+
 # --- Edit in… round trip ---------------------------------------------------------------------------------------
 
 FAKE_EDITOR = r'''

@@ -106,13 +106,14 @@ def load_custom_editors(path: Path | None = None) -> list[EditorSpec]:
     p = path or custom_editors_path()
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
         return []
+    items = data.get("editors") if isinstance(data, dict) else None
     out = []
-    for item in data.get("editors", []) if isinstance(data, dict) else []:
+    for item in items if isinstance(items, list) else []:
         try:
             out.append(custom_editor(item["name"], item["argv"], item.get("format", "tif"), id=item.get("id")))
-        except (KeyError, TypeError, InputError):
+        except (KeyError, TypeError, AttributeError, ValueError, InputError):
             continue
     return out
 
