@@ -133,6 +133,9 @@ def test_a_damaged_user_preset_is_skipped_not_fatal(tmp_path, monkeypatch) -> No
 
 def test_view_pose_limits() -> None:
     assert ViewPose().is_identity
+    for bad in ({"yaw": None}, {"yaw": "x"}, {"pitch": [1]}, {"yaw": float("nan")}, {"lights_follow": 5}, [1], "v"):
+        with pytest.raises(InputError):
+            ViewPose.from_dict(bad)  # type: ignore[arg-type]
     with pytest.raises(InputError):
         ViewPose(yaw=60)
     with pytest.raises(InputError):

@@ -45,4 +45,10 @@ class ViewPose:
 
     @classmethod
     def from_dict(cls, data: dict) -> ViewPose:
-        return cls(float(data.get("yaw", 0.0)), float(data.get("pitch", 0.0)), data.get("lights_follow", "camera"))
+        if not isinstance(data, dict):
+            raise InputError("a view must be a JSON object")
+        try:
+            yaw, pitch = float(data.get("yaw", 0.0)), float(data.get("pitch", 0.0))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"yaw and pitch must be numbers ({exc})") from None
+        return cls(yaw, pitch, data.get("lights_follow", "camera"))
