@@ -198,3 +198,8 @@ def test_missing_or_partial_folder_gives_a_clear_error(tmp_path: Path) -> None:
     (odd / "unet" / "config.json").write_text(json.dumps(cfg))
     check = validate_model_folder(odd)
     assert not check.ok and "unsupported UNet input width 6" in check.message
+    for value in (None, "x", [4], 4.5, True):  # a hand-edited config: reported, never a traceback
+        cfg["in_channels"] = value
+        (odd / "unet" / "config.json").write_text(json.dumps(cfg))
+        check = validate_model_folder(odd)
+        assert not check.ok and "in_channels must be a positive whole number" in check.message

@@ -110,6 +110,16 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _config_int(config: dict | None, key: str, default: int, name: str, problems: list[str]) -> int:
+    """A channel count from a component's config.json; a value that is not a positive whole number is a
+    problem the check reports (a damaged or hand-edited config), and ``default`` stands in for it."""
+    value = (config or {}).get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 4096:
+        return value
+    problems.append(f"{name}/config.json: {key} must be a positive whole number, not {value!r}")
+    return default
+
+
 def _check_model_dir(root: Path, name: str, weight_names: tuple[str, ...], missing: list[str],
                      params: dict[str, int]) -> dict | None:
     """Check one component folder; returns its config when present and readable."""
@@ -183,10 +193,10 @@ def validate_model_folder(path: str | Path) -> ModelCheck:
     in_channels: int | None = None
     kind = "unknown"
     unet_cfg = configs.get("unet")
-    latent = int((configs.get("vae") or {}).get("latent_channels", 4))
     problems: list[str] = []
+    latent = _config_int(configs.get("vae"), "latent_channels", 4, "vae", problems)
     if unet_cfg is not None:
-        in_channels = int(unet_cfg.get("in_channels", 4))
+        in_channels = _config_int(unet_cfg, "in_channels", 4, "unet", problems)
         layout = layout_for_in_channels(in_channels, latent)
         if layout is None:
             problems.append(f"unsupported UNet input width {in_channels} (expected {latent}, {2 * latent} or "
