@@ -200,15 +200,3 @@ def synthesize(photos: list[str | Path], out_dir: str | Path, config: SynthConfi
 
     atomic_write_text(out / "manifest.json", text)
     return manifest
-
-
-def load_manifest(dataset: str | Path) -> dict:
-    """Read and check a dataset's manifest."""
-    path = Path(dataset) / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"no manifest.json in {dataset}") from exc
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path} is not an {FORMAT} manifest")
-    return data
