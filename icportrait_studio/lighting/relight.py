@@ -44,7 +44,6 @@ GAIN_TRUST = (1.5, 3.0)
 # streaks of the photo's shadow (the accuracy gain above falls to about a third: bench/RESULTS.md).
 TEXTURE_REACH = 0.02
 GAIN_MAPS_KEPT = 2  # rigs whose gain maps a context keeps (the turning head's and the still shoulders')
-MATTE_FLOOR = 1e-3
 MATTE_EDGE = (0.5, 0.98)  # matte values over which relighting fades in at the person's edge
 EXPOSURE_PERCENTILE = 90.0
 # Scale on the mesh normals' tilt (1 = the mesh as regressed). Session 1 steepened it ×1.4 because that

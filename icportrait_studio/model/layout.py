@@ -36,15 +36,6 @@ class ChannelLayout:
     def has(self, group: str) -> bool:
         return group in self.names
 
-    def slice_of(self, group: str) -> slice:
-        """The channel range of one group (raises KeyError for a group this layout lacks)."""
-        start = 0
-        for name, n in self.groups:
-            if name == group:
-                return slice(start, start + n)
-            start += n
-        raise KeyError(group)
-
 
 def base_layout(latent_channels: int = LATENT_CHANNELS) -> ChannelLayout:
     return ChannelLayout("base", (("noisy", latent_channels),))
