@@ -138,7 +138,8 @@ def test_failing_job_is_recorded_and_next_job_runs(mgr: JobManager, caplog: pyte
     assert friendly_s is not None and friendly_s.error == "The image could not be read."
     after_s = mgr.get(after.id)
     assert after_s is not None and after_s.state is JobState.DONE and after_s.result == 42
-    assert "bad value" in caplog.text
+    assert "bad value" in caplog.text and "Traceback" in caplog.text  # a bug is logged with its traceback
+    assert "could not be read" not in caplog.text  # bad input is the user's message, not a warning in the log
     assert mgr.stats()[JobState.FAILED] == 2
 
 

@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Literal
 
-from icportrait_studio.errors import CancelledError
+from icportrait_studio.errors import CancelledError, ICPortraitError
 from icportrait_studio.jobs.job import Job, JobState, WorkFn, describe_error
 from icportrait_studio.pipeline.progress import CancelToken, Progress, ProgressFn
 
@@ -267,7 +267,10 @@ class JobManager:
                 state = JobState.CANCELLED
             else:
                 state, error, tb_text = JobState.FAILED, describe_error(exc), traceback.format_exc()
-                log.warning("job %d (%s) failed: %s\n%s", job.id, job.label, error, tb_text)
+                if isinstance(exc, ICPortraitError):  # bad input, said to the user: no traceback in the log
+                    log.info("job %d (%s) failed: %s", job.id, job.label, error)
+                else:  # a bug: the traceback is what a report needs
+                    log.warning("job %d (%s) failed: %s\n%s", job.id, job.label, error, tb_text)
         del work
         with self._lock:
             job.state, job.error, job.traceback = state, error, tb_text
