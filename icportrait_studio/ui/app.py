@@ -127,6 +127,13 @@ def run_app(image_path: str | None = None, *, edit_target: object | None = None,
     the result back to that file. ``exit_on_close``: quit when the window closes (hosts wait for that)."""
     started = time.perf_counter() - _seconds_since_process_start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from icportrait_studio.ui.display_check import display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"icportrait: {'error' if problem[1] else 'note'}: {problem[0]}", file=sys.stderr)
+        if problem[1]:
+            return 2
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
