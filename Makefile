@@ -7,8 +7,14 @@ SAMPLE := resources/samples/astronaut.png
 
 .PHONY: run test lint bench eval install clean
 
+# mediapipe 0.10.21 (the face models ship in its wheel) has wheels for CPython 3.9-3.12 only: say so up
+# front instead of pip's "no matching distribution". A venv left without pip (python3-venv was missing
+# the first time) is made again rather than failing on every later run.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' || { \
+	  echo "IC-Portrait Studio needs Python 3.10-3.12 (mediapipe 0.10.21 has no wheel for $$($(PYTHON) -V 2>&1))."; \
+	  echo "Install one and run, e.g.: make PYTHON=python3.12 run"; exit 1; }
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" wheel setuptools
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
