@@ -32,8 +32,8 @@ PLATE_MIRROR_REACH = 0.4  # face widths: how deep into the hole the background's
 PLATE_MIRROR_SMOOTH = 0.04  # face widths: σ smoothing the mirror's axis (keeps the copy in one piece)
 
 
-def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: float
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: float, small: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The background mirrored across the person's outline into the person's region, and its weight.
 
     What a turned head uncovers lies mostly just beside its old outline, where a membrane fill
@@ -42,13 +42,13 @@ def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: floa
     The reflection is worked out at the fills' small size and applied to the full-size photo through an
     upsampled coordinate map, so the copied texture keeps full resolution. Returns (mirrored image,
     weight: 1 near the outline, fading to 0 at ``PLATE_MIRROR_REACH`` face widths, where a mirror would
-    start copying whole objects).
+    start copying whole objects), and the same two at the small size of ``small`` (``rgb`` reduced).
     """
     h, w = rgb.shape[:2]
     hs, ws = good_small.shape
     holes = ~good_small
     if not holes.any() or not good_small.any():
-        return rgb, np.zeros((h, w), np.float32)
+        return rgb, np.zeros((h, w), np.float32), small, np.zeros((hs, ws), np.float32)
     sx, sy = w / ws, h / hs
     fw_small = face_width / sx
     # the warp's own hole mirror, run on a coordinate field: where each hole pixel takes its backdrop from
@@ -64,7 +64,54 @@ def _mirror_background(rgb: np.ndarray, good_small: np.ndarray, face_width: floa
     t = np.clip(dist / reach, 0.0, 1.0)
     weight = (1.0 - t * t * (3 - 2 * t)).astype(np.float32)
     weight[good_small] = 1.0
-    return mirrored, cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+    mirrored_small = cv2.remap(np.ascontiguousarray(small, dtype=np.float32), mx, my, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+    return mirrored, cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR), mirrored_small, weight
+
+
+CLEAR = 0.01  # matte below this: the photo's own backdrop, which a turn shows as it is (``composite``)
+SEAM_REACH = 0.2  # face widths: how far into the person's old place the fill is shifted to meet the photo
+
+
+def _meet_the_photo(bg_fill: np.ndarray, fill_small: np.ndarray, small: np.ndarray, m_small: np.ndarray,
+                    fw_small: float) -> np.ndarray:
+    """``bg_fill`` shifted by a smooth offset so it meets the photo where the person's old outline was.
+
+    A turn shows the photo itself wherever the person never was (``composite``) and the fill where the
+    person moved away; the two met in a visible step along the old outline: the fill mirrors the
+    backdrop from a little further out (the matte's soft edge and the photo's halo are left out), and a
+    backdrop with a gradient or clouds there differs by up to 20 codes. The difference along the outline
+    is spread over the fill as a membrane (a seamless-cloning offset) that fades within ``SEAM_REACH``
+    face widths, so the fill keeps its texture and matches the photo at the seam. Works at the fills'
+    small size (``fill_small``: the fill made there), the offset being smooth; only its reach is touched
+    at full size."""
+    h, w = bg_fill.shape[:2]
+    hs, ws = m_small.shape
+    clear = m_small < CLEAR
+    if clear.all() or not clear.any():
+        return bg_fill
+    person = (~clear).astype(np.uint8)
+    # the photo right beside the outline (one pixel of the small size): a wider ring averaged a halo hugging
+    # the outline with the backdrop beyond it, and the step stayed half as high
+    ring = clear & cv2.dilate(person, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))).astype(bool)
+    diff = cv2.subtract(np.ascontiguousarray(small, dtype=np.float32), np.ascontiguousarray(fill_small, np.float32))
+    offset = push_pull(diff, ring.astype(np.float32))
+    depth = cv2.distanceTransform(person, cv2.DIST_L2, 3)  # into the person's old place
+    fade = np.exp(-np.square(depth / max(1.0, SEAM_REACH * fw_small))).astype(np.float32)
+    fade[clear & ~ring] = 0.0  # beyond the ring the plate is the photo itself (``make_layers``)
+    offset = cv2.multiply(offset, cv2.merge([fade] * offset.shape[2]))
+    ys, xs = np.nonzero(fade > 1e-3)
+    if not len(ys):
+        return bg_fill
+    # only the offset's reach is upsampled and added at full size (a 16 MP photo: the whole frame cost 0.3 s);
+    # the box's edges land within a pixel of the small grid's, harmless for a smooth offset
+    y0, y1 = max(0, ys.min() - 1), min(hs, ys.max() + 2)
+    x0, x1 = max(0, xs.min() - 1), min(ws, xs.max() + 2)
+    fy0, fy1 = round(y0 * h / hs), min(h, round(y1 * h / hs))
+    fx0, fx1 = round(x0 * w / ws), min(w, round(x1 * w / ws))
+    up = cv2.resize(np.ascontiguousarray(offset[y0:y1, x0:x1]), (fx1 - fx0, fy1 - fy0), interpolation=cv2.INTER_LINEAR)
+    bg_fill[fy0:fy1, fx0:fx1] = cv2.add(bg_fill[fy0:fy1, fx0:fx1], up.reshape(fy1 - fy0, fx1 - fx0, -1))
+    return bg_fill
 
 
 def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_side: int = 256,
@@ -89,12 +136,16 @@ def make_layers(rgb: np.ndarray, matte: np.ndarray, keep: np.ndarray, *, work_si
     t_fg = cv2.min(cv2.max(cv2.multiply(cv2.subtract(m, 0.6), 1.0 / 0.35), 0.0), 1.0)
     fg = cv2.blendLinear(src, fg_fill, t_fg, cv2.subtract(1.0, t_fg))
     del fg_fill
-    bg_fill = cv2.resize(push_pull(small, outer), (w, h), interpolation=cv2.INTER_LINEAR)
+    fill_small = push_pull(small, outer)
+    bg_fill = cv2.resize(fill_small, (w, h), interpolation=cv2.INTER_LINEAR)
     if face_width:
-        mirrored, wm = _mirror_background(src, outer > 0.5, face_width)
+        mirrored, wm, mirrored_small, wm_small = _mirror_background(src, outer > 0.5, face_width, small)
         bg_fill = cv2.blendLinear(mirrored, bg_fill, wm, cv2.subtract(1.0, wm))
+        fill_small = cv2.blendLinear(mirrored_small, fill_small, wm_small, cv2.subtract(1.0, wm_small))
+    bg_fill = _meet_the_photo(bg_fill, fill_small, small, m_small, (face_width or 0.3 * w) * s)
     bgw = cv2.resize(outer, (w, h), interpolation=cv2.INTER_LINEAR)
     t_bg = cv2.min(cv2.max(cv2.subtract(cv2.multiply(cv2.min(bgw, cv2.subtract(1.0, m)), 1.5), 0.25), 0.0), 1.0)
+    t_bg = cv2.max(t_bg, (m < CLEAR).astype(np.float32))  # clear of the person: the photo, as a turn shows it
     plate = cv2.blendLinear(src, bg_fill, t_bg, cv2.subtract(1.0, t_bg))
     return Layers(foreground=fg, plate=plate, matte=m, keep=np.ascontiguousarray(keep, dtype=np.float32))
 
