@@ -51,6 +51,18 @@ def test_an_adobe_rgb_photo_is_shown_in_its_own_colours(window: MainWindow, qtbo
     assert window.props_panel.value("Image", "Colour profile") == "none (sRGB)"
 
 
+def test_a_damaged_profile_is_named_as_not_usable_and_the_codes_shown_as_srgb(window: MainWindow, qtbot,  # type: ignore[no-untyped-def]
+                                                                             tmp_path: Path) -> None:
+    codes = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    damaged = tmp_path / "damaged.png"
+    Image.fromarray(codes).save(damaged, icc_profile=b"\0" * 200)
+    open_sample(window, qtbot, damaged)
+    base = window.doc.layer_of_kind("base")
+    qtbot.waitUntil(lambda: base.uid in window.display._layers, timeout=WAIT_MS)
+    assert np.array_equal(_shown_rgb(window, base.uid), codes)
+    assert window.props_panel.value("Image", "Colour profile") == "embedded (not usable: shown as sRGB)"
+
+
 def test_a_prophoto_photo_is_relit_at_its_own_gamma(window: MainWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """What Lightroom hands an external editor: the renders get the profile's gamma (imaging/scene_tone.py)."""
     icc = bytes(QColorSpace(QColorSpace.NamedColorSpace.ProPhotoRgb).iccProfile().data())

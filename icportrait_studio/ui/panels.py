@@ -440,9 +440,12 @@ class PropertiesPanel(QWidget):
     def set_image(self, size: tuple[int, int], bit_depth: int, has_alpha: bool, icc: bytes | None, path: str,
                   encoding: str = "srgb") -> None:
         from icportrait_studio.imaging.display_profile import profile_name
+        from icportrait_studio.imaging.profile_convert import readable
         from icportrait_studio.imaging.scene_tone import scene_gamma
 
         profile = (profile_name(icc) or "embedded") if icc else "none (sRGB)"
+        if icc and not readable(icc):  # damaged, or not an RGB profile: the canvas shows the codes as sRGB
+            profile += " (not usable: shown as sRGB)"
         tone = scene_gamma(icc, encoding)
         values = "linear light" if encoding == "linear" else "sRGB-encoded" if tone is None else f"gamma {tone:.2f}"
         self.set_rows("Image", [("File", os.path.basename(path) or "—"), ("Size", f"{size[0]} × {size[1]} px"),
