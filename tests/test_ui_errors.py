@@ -48,3 +48,32 @@ def test_a_broken_job_handler_is_logged_to_the_file_and_shown(qtbot, isolated_co
         for handler in added:
             root.removeHandler(handler)
             handler.close()
+
+
+def test_a_failing_autosave_is_said_once(qtbot, isolated_config: Path, dialogs) -> None:  # type: ignore[no-untyped-def]
+    """Crash recovery that cannot write (a full disk, a settings folder that is not writable) must not fail
+    unseen: the user is told once to save the project, not every five seconds."""
+    from test_ui_app import open_sample
+
+    from icportrait_studio.core.project import autosave_path
+
+    isolated_config.mkdir(parents=True, exist_ok=True)
+    autosave_path().parent.write_text("not a folder")  # the recovery folder cannot be made
+    win = make_window(qtbot)
+    try:
+        open_sample(win, qtbot)
+        win._autosave_timer.setInterval(20)
+        win.apply_preset("butterfly")
+        qtbot.waitUntil(lambda: "Autosave (crash recovery) failed" in win.statusBar().currentMessage(),
+                        timeout=WAIT_MS)
+        assert "Save the project" in win.statusBar().currentMessage()
+        win.statusBar().clearMessage()
+        win.apply_preset("split")  # the next autosave fails the same way: not said again
+        qtbot.waitUntil(lambda: not win._autosaving and win.jobs_idle(), timeout=WAIT_MS)
+        qtbot.wait(200)
+        qtbot.waitUntil(lambda: not win._autosaving and win.jobs_idle(), timeout=WAIT_MS)
+        assert "Autosave" not in win.statusBar().currentMessage()
+        assert not dialogs["shown"]
+    finally:
+        win._close_approved = True
+        win.close()

@@ -541,9 +541,16 @@ class FileOpsMixin:
         def finished(*_a: object) -> None:
             self._autosaving = False
 
+        def failed(message: str) -> None:  # said once per cause: the next autosave would only repeat it
+            finished()
+            if message != getattr(self, "_autosave_error", None):
+                self._autosave_error = message
+                self.statusBar().showMessage(f"Autosave (crash recovery) failed: {message}. Save the project "  # type: ignore[attr-defined]
+                                             "to keep your work.", 20000)
+
         self.io.submit(lambda p, t: save_project(snap, autosave_path(), history, extra_layers=extra),  # type: ignore[attr-defined]
-                       label="Autosave (crash recovery)", priority=-5, on_done=finished, on_error=finished,
-                       on_cancel=finished)
+                       label="Autosave (crash recovery)", priority=-5, replace_key="autosave", on_done=finished,
+                       on_error=failed, on_cancel=finished)
 
     def discard_recovery(self) -> None:
         from icportrait_studio.core.project import discard_autosave

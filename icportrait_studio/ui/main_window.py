@@ -452,7 +452,7 @@ class MainWindow(DocksMixin, FileOpsMixin, QMainWindow):
 
     def _on_job(self, bridge: JobsBridge, job: Job) -> None:
         self.jobs_panel.update_job(bridge.name, job)
-        if job.state is JobState.FAILED and job.replace_key not in ("preview", "full"):
+        if job.state is JobState.FAILED and job.replace_key not in ("preview", "full", "autosave"):  # said elsewhere
             self.statusBar().showMessage(f"{job.label} failed: {job.error}", 15000)
         self.job_status.update_from([j for b in (self.bridge, self.io) for j in b.active_jobs()], job)
         self.ext.latent.on_job(bridge is self.bridge, job)
