@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -73,6 +74,16 @@ def test_a_failing_autosave_is_said_once(qtbot, isolated_config: Path, dialogs) 
         qtbot.wait(200)
         qtbot.waitUntil(lambda: not win._autosaving and win.jobs_idle(), timeout=WAIT_MS)
         assert "Autosave" not in win.statusBar().currentMessage()
+        autosave_path().parent.unlink()  # the cause goes away: the next autosave works ...
+        win.apply_preset("loop")
+        qtbot.waitUntil(lambda: autosave_path().exists() and not win._autosaving and win.jobs_idle(),
+                        timeout=WAIT_MS)
+        shutil.rmtree(autosave_path().parent)
+        autosave_path().parent.write_text("not a folder")  # ... and when it comes back, it is said again
+        win.statusBar().clearMessage()
+        win.apply_preset("butterfly")
+        qtbot.waitUntil(lambda: "Autosave (crash recovery) failed" in win.statusBar().currentMessage(),
+                        timeout=WAIT_MS)
         assert not dialogs["shown"]
     finally:
         win._close_approved = True

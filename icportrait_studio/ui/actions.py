@@ -231,6 +231,7 @@ class FileOpsMixin:
         self._autosave_timer.setInterval(AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self._autosave)
         self._autosaving = False
+        self._autosave_error: str | None = None  # the last failure said; cleared by a save that works
         self._close_approved = False
         self._drop_note: tuple[str, str] | None = None  # (photo, what to say once it has opened)
         w.documentOpened.connect(self._say_drop_note)  # type: ignore[attr-defined]
@@ -541,15 +542,19 @@ class FileOpsMixin:
         def finished(*_a: object) -> None:
             self._autosaving = False
 
+        def saved(_result: object) -> None:
+            finished()
+            self._autosave_error = None  # a later failure is news again
+
         def failed(message: str) -> None:  # said once per cause: the next autosave would only repeat it
             finished()
-            if message != getattr(self, "_autosave_error", None):
+            if message != self._autosave_error:
                 self._autosave_error = message
                 self.statusBar().showMessage(f"Autosave (crash recovery) failed: {message}. Save the project "  # type: ignore[attr-defined]
                                              "to keep your work.", 20000)
 
         self.io.submit(lambda p, t: save_project(snap, autosave_path(), history, extra_layers=extra),  # type: ignore[attr-defined]
-                       label="Autosave (crash recovery)", priority=-5, replace_key="autosave", on_done=finished,
+                       label="Autosave (crash recovery)", priority=-5, replace_key="autosave", on_done=saved,
                        on_error=failed, on_cancel=finished)
 
     def discard_recovery(self) -> None:
