@@ -90,6 +90,13 @@ class BatchRun:
         return head + (f" ({', '.join(extra)})" if extra else ""), "\n".join(lines)
 
 
+def sibling_encoding(open_photo: str) -> str:
+    """How the other photos are read, given how the open one was: photos of one shoot share their camera's
+    encoding, so a photo opened as linear light (a machine-vision or scientific capture whose files do not
+    say so) has siblings that need the same reading; otherwise each file says for itself ("auto")."""
+    return "linear" if open_photo == "linear" else "auto"
+
+
 class BatchDialog(QDialog):
     """Photos, output folder, file type and name suffix; "Apply" is enabled once there is something to do."""
 
@@ -212,7 +219,7 @@ class BatchApply:
         dialog = BatchDialog(win, photos=list(photos or []), folder=str(settings.get("batch_folder", "") or ""),
                              file_type=str(settings.get("batch_type", "") or ""),
                              suffix=str(settings.get("batch_suffix", DEFAULT_SUFFIX)), start_dir=start,
-                             linear=win.doc.encoding == "linear")
+                             linear=sibling_encoding(win.doc.encoding) == "linear")
         if photos is None:
             dialog.add_photos()
             if not dialog.paths():
@@ -253,9 +260,7 @@ class BatchApply:
             win._error("Cannot apply the edit", f"Cannot create the folder {folder}: {exc.strerror or exc}")
             return None
         state = doc.snapshot()
-        # photos of one shoot share their camera's encoding: a photo opened as linear light (a machine-vision
-        # or scientific capture whose files do not say so) has siblings that need the same reading
-        encoding = "linear" if doc.encoding == "linear" else "auto"
+        encoding = sibling_encoding(doc.encoding)
         run = BatchRun(folder, len(items))
         self.runs.append(run)
         for i, item in enumerate(items, 1):
